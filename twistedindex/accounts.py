@@ -1,0 +1,64 @@
+# -*- test-case-name: tests.test_accounts -*-
+"""
+Passwords and API tokens: how secrets are made, stored and checked.
+
+Passwords are kept as argon2 hashes (argon2-cffi).  An API token is 32 random
+bytes behind a recognisable prefix; only its SHA-256 is stored, which is
+enough for a secret with that much entropy and lets a token be found by its
+hash without a slow comparison per row.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+TOKEN_PREFIX = "cheeseshop-"
+
+# Passwords shorter than this are refused, as PyPI refuses them.
+MIN_PASSWORD_LENGTH = 8
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    """
+    An argon2 hash of C{password}.  Slow on purpose: call it off the reactor
+    thread.
+    """
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """
+    Whether C{password} matches the stored hash.  Slow on purpose.
+    """
+    if not password_hash:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_token() -> str:
+    """
+    A fresh API token, shown to its owner once.
+    """
+    raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
+    return TOKEN_PREFIX + raw
+
+
+def looks_like_token(text: str) -> bool:
+    return text.startswith(TOKEN_PREFIX) and len(text) > len(TOKEN_PREFIX) + 20
+
+
+def token_digest(token: str) -> str:
+    """
+    What is stored for a token: its SHA-256, in hex.
+    """
+    return hashlib.sha256(token.strip().encode("utf-8")).hexdigest()

@@ -1,0 +1,485 @@
+# -*- test-case-name: tests.storage.test_contract -*-
+"""
+Every query the index runs, written once for both backends.
+
+A L{Transaction} wraps a cursor whose C{execute} returns something awaitable:
+a txpostgres cursor's Deferred on PostgreSQL, and on SQLite an already
+finished value (the whole transaction body runs on the SQLite thread; see
+L{twistedindex.storage.sqlite}).  The SQL uses C{%s} placeholders; the SQLite
+cursor turns them into C{?}.  Where the dialects differ, the query asks
+L{Transaction.dialect}.
+
+Storage knows no domain rules: these methods read and write rows and keep the
+journal's bookkeeping (serials, each project's last serial), nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
+
+from .rows import File, JournalEntry, Project, Release, Token, User
+
+
+class Cursor(Protocol):
+    """
+    What a L{Transaction} needs from a backend's cursor.
+    """
+
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Awaitable[object]: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+# PostgreSQL: every journal append is announced on this channel (delivered at
+# commit), so that every daemon on the database learns of it at once.
+JOURNAL_CHANNEL = "cheeseshop_journal"
+
+_RELEASE_COLUMNS = (
+    "r.id, r.project_id, r.version, r.canonical_version, r.created, r.yanked, "
+    "r.yanked_reason, r.summary, r.description, r.description_content_type, "
+    "r.requires_python, r.metadata"
+)
+_FILE_COLUMNS = (
+    "f.id, f.release_id, r.version, f.filename, f.packagetype, f.python_version, "
+    "f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.yanked, "
+    "f.yanked_reason, f.requires_python, f.metadata_sha256, f.comment_text, "
+    "f.uploaded_by"
+)
+_TOKEN_COLUMNS = "t.id, t.user_id, u.name, t.project_id, p.name, t.description, t.created, t.last_used, t.revoked"
+
+
+def _release(row: Sequence[Any]) -> Release:
+    values = list(row)
+    values[5] = bool(values[5])
+    values[11] = json.loads(values[11]) if values[11] else {}
+    return Release(*values)
+
+
+def _file(row: Sequence[Any]) -> File:
+    values = list(row)
+    values[11] = bool(values[11])
+    return File(*values)
+
+
+class Transaction:
+    """
+    The queries of one database transaction.
+
+    Instances come from a store's C{read} or C{write}; a transaction body
+    receives one and awaits its methods, and nothing else.
+    """
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+        self.dialect = cursor.dialect
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        await self._cursor.execute(sql, params)
+        return self._cursor.fetchone()
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        await self._cursor.execute(sql, params)
+        return self._cursor.fetchall()
+
+    async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        await self._cursor.execute(sql, params)
+        return self._cursor.rowcount
+
+    # Users
+
+    async def get_user(self, name: str) -> User | None:
+        """
+        The user called C{name}, compared without regard to case.
+        """
+        row = await self._one(
+            "SELECT id, name, email, password_hash, created FROM users WHERE normalized_name = %s",
+            (name.lower(),),
+        )
+        return User(*row) if row else None
+
+    async def insert_user(self, name: str, email: str | None, password_hash: str | None, now: int) -> User:
+        row = await self._one(
+            "INSERT INTO users (name, normalized_name, email, password_hash, created) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (name, name.lower(), email, password_hash, now),
+        )
+        assert row is not None
+        return User(row[0], name, email, password_hash, now)
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        await self._run("UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id))
+
+    async def list_users(self) -> list[User]:
+        rows = await self._all("SELECT id, name, email, password_hash, created FROM users ORDER BY normalized_name")
+        return [User(*row) for row in rows]
+
+    # API tokens
+
+    async def insert_token(self, user_id: int, project_id: int | None, description: str, digest: str, now: int) -> int:
+        row = await self._one(
+            "INSERT INTO tokens (user_id, project_id, description, digest, created) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (user_id, project_id, description, digest, now),
+        )
+        assert row is not None
+        return int(row[0])
+
+    _TOKEN_FROM = (
+        f"SELECT {_TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id "
+        "LEFT JOIN projects p ON p.id = t.project_id "
+    )
+
+    async def get_token(self, token_id: int) -> Token | None:
+        row = await self._one(self._TOKEN_FROM + "WHERE t.id = %s", (token_id,))
+        return Token(*row) if row else None
+
+    async def token_by_digest(self, digest: str) -> Token | None:
+        row = await self._one(self._TOKEN_FROM + "WHERE t.digest = %s", (digest,))
+        return Token(*row) if row else None
+
+    async def tokens_for_user(self, user_id: int) -> list[Token]:
+        rows = await self._all(self._TOKEN_FROM + "WHERE t.user_id = %s ORDER BY t.id", (user_id,))
+        return [Token(*row) for row in rows]
+
+    async def revoke_token(self, token_id: int, now: int) -> bool:
+        """
+        Mark a token revoked; C{False} if it was revoked already or is unknown.
+        """
+        count = await self._run("UPDATE tokens SET revoked = %s WHERE id = %s AND revoked IS NULL", (now, token_id))
+        return count > 0
+
+    async def touch_token(self, token_id: int, now: int) -> None:
+        await self._run("UPDATE tokens SET last_used = %s WHERE id = %s", (now, token_id))
+
+    # Projects and roles
+
+    _PROJECT_SELECT = "SELECT id, name, normalized_name, created, last_serial FROM projects "
+
+    async def get_project(self, normalized_name: str) -> Project | None:
+        row = await self._one(self._PROJECT_SELECT + "WHERE normalized_name = %s", (normalized_name,))
+        return Project(*row) if row else None
+
+    async def get_project_by_id(self, project_id: int) -> Project | None:
+        row = await self._one(self._PROJECT_SELECT + "WHERE id = %s", (project_id,))
+        return Project(*row) if row else None
+
+    async def list_projects(self) -> list[Project]:
+        rows = await self._all(self._PROJECT_SELECT + "ORDER BY normalized_name")
+        return [Project(*row) for row in rows]
+
+    async def insert_project(self, name: str, normalized_name: str, now: int) -> Project:
+        row = await self._one(
+            "INSERT INTO projects (name, normalized_name, created) VALUES (%s, %s, %s) RETURNING id",
+            (name, normalized_name, now),
+        )
+        assert row is not None
+        return Project(row[0], name, normalized_name, now, 0)
+
+    async def rename_project(self, project_id: int, name: str) -> None:
+        await self._run("UPDATE projects SET name = %s WHERE id = %s", (name, project_id))
+
+    async def delete_project(self, project_id: int) -> None:
+        # Releases, files, roles and project tokens go with it (ON DELETE
+        # CASCADE); the file registry and the journal stay.
+        await self._run("DELETE FROM projects WHERE id = %s", (project_id,))
+
+    async def roles_for_project(self, project_id: int) -> list[tuple[str, str]]:
+        """
+        C{(role, user name)} pairs, Owners first, then by user name.
+        """
+        rows = await self._all(
+            "SELECT r.role, u.name FROM roles r JOIN users u ON u.id = r.user_id "
+            "WHERE r.project_id = %s ORDER BY r.role DESC, u.normalized_name",
+            (project_id,),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def role_of(self, project_id: int, user_id: int) -> str | None:
+        row = await self._one("SELECT role FROM roles WHERE project_id = %s AND user_id = %s", (project_id, user_id))
+        return row[0] if row else None
+
+    async def set_role(self, project_id: int, user_id: int, role: str) -> None:
+        await self._run("DELETE FROM roles WHERE project_id = %s AND user_id = %s", (project_id, user_id))
+        await self._run(
+            "INSERT INTO roles (project_id, user_id, role) VALUES (%s, %s, %s)", (project_id, user_id, role)
+        )
+
+    async def delete_role(self, project_id: int, user_id: int) -> bool:
+        count = await self._run("DELETE FROM roles WHERE project_id = %s AND user_id = %s", (project_id, user_id))
+        return count > 0
+
+    async def projects_of_user(self, user_id: int) -> list[tuple[str, str]]:
+        """
+        C{(role, project display name)} pairs for one user, by project name.
+        """
+        rows = await self._all(
+            "SELECT r.role, p.name FROM roles r JOIN projects p ON p.id = r.project_id "
+            "WHERE r.user_id = %s ORDER BY p.normalized_name",
+            (user_id,),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    # Releases
+
+    async def get_release(self, project_id: int, version: str) -> Release | None:
+        row = await self._one(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases r WHERE r.project_id = %s AND r.version = %s",
+            (project_id, version),
+        )
+        return _release(row) if row else None
+
+    async def releases_with_canonical_version(self, project_id: int, canonical_version: str) -> list[Release]:
+        rows = await self._all(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases r "
+            "WHERE r.project_id = %s AND r.canonical_version = %s ORDER BY r.id",
+            (project_id, canonical_version),
+        )
+        return [_release(row) for row in rows]
+
+    async def releases_for_project(self, project_id: int) -> list[Release]:
+        rows = await self._all(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases r WHERE r.project_id = %s ORDER BY r.id",
+            (project_id,),
+        )
+        return [_release(row) for row in rows]
+
+    async def insert_release(
+        self,
+        project_id: int,
+        version: str,
+        canonical_version: str,
+        now: int,
+        summary: str | None = None,
+        description: str | None = None,
+        description_content_type: str | None = None,
+        requires_python: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Release:
+        encoded = json.dumps(metadata or {}, sort_keys=True)
+        row = await self._one(
+            "INSERT INTO releases (project_id, version, canonical_version, created, summary, "
+            "description, description_content_type, requires_python, metadata) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                project_id,
+                version,
+                canonical_version,
+                now,
+                summary,
+                description,
+                description_content_type,
+                requires_python,
+                encoded,
+            ),
+        )
+        assert row is not None
+        return Release(
+            row[0],
+            project_id,
+            version,
+            canonical_version,
+            now,
+            False,
+            None,
+            summary,
+            description,
+            description_content_type,
+            requires_python,
+            dict(metadata or {}),
+        )
+
+    async def update_release_metadata(
+        self,
+        release_id: int,
+        summary: str | None,
+        description: str | None,
+        description_content_type: str | None,
+        requires_python: str | None,
+        metadata: dict[str, Any],
+    ) -> None:
+        await self._run(
+            "UPDATE releases SET summary = %s, description = %s, description_content_type = %s, "
+            "requires_python = %s, metadata = %s WHERE id = %s",
+            (
+                summary,
+                description,
+                description_content_type,
+                requires_python,
+                json.dumps(metadata, sort_keys=True),
+                release_id,
+            ),
+        )
+
+    async def set_release_yanked(self, release_id: int, yanked: bool, reason: str | None) -> None:
+        """
+        Yank or unyank a release and every file in it.
+        """
+        reason = reason if yanked else None
+        await self._run(
+            "UPDATE releases SET yanked = %s, yanked_reason = %s WHERE id = %s", (yanked, reason, release_id)
+        )
+        await self._run(
+            "UPDATE files SET yanked = %s, yanked_reason = %s WHERE release_id = %s", (yanked, reason, release_id)
+        )
+
+    async def delete_release(self, release_id: int) -> None:
+        await self._run("DELETE FROM releases WHERE id = %s", (release_id,))
+
+    # Files
+
+    _FILE_FROM = f"SELECT {_FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id "
+
+    async def get_file(self, filename: str) -> File | None:
+        row = await self._one(self._FILE_FROM + "WHERE f.filename = %s", (filename,))
+        return _file(row) if row else None
+
+    async def file_with_blake2b_256(self, blake2b_256: str) -> File | None:
+        row = await self._one(self._FILE_FROM + "WHERE f.blake2b_256 = %s", (blake2b_256,))
+        return _file(row) if row else None
+
+    async def files_for_release(self, release_id: int) -> list[File]:
+        rows = await self._all(self._FILE_FROM + "WHERE f.release_id = %s ORDER BY f.filename", (release_id,))
+        return [_file(row) for row in rows]
+
+    async def files_for_project(self, project_id: int) -> list[File]:
+        rows = await self._all(self._FILE_FROM + "WHERE r.project_id = %s ORDER BY r.id, f.filename", (project_id,))
+        return [_file(row) for row in rows]
+
+    async def insert_file(
+        self,
+        release_id: int,
+        filename: str,
+        packagetype: str,
+        python_version: str,
+        size: int,
+        sha256: str,
+        blake2b_256: str,
+        md5: str,
+        upload_time: int,
+        requires_python: str | None = None,
+        metadata_sha256: str | None = None,
+        comment_text: str | None = None,
+        uploaded_by: str | None = None,
+        yanked: bool = False,
+        yanked_reason: str | None = None,
+    ) -> int:
+        """
+        Store a file's row and enter its name in the file registry.
+        """
+        row = await self._one(
+            "INSERT INTO files (release_id, filename, packagetype, python_version, size, sha256, "
+            "blake2b_256, md5, upload_time, requires_python, metadata_sha256, comment_text, "
+            "uploaded_by, yanked, yanked_reason) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                release_id,
+                filename,
+                packagetype,
+                python_version,
+                size,
+                sha256,
+                blake2b_256,
+                md5,
+                upload_time,
+                requires_python,
+                metadata_sha256,
+                comment_text,
+                uploaded_by,
+                yanked,
+                yanked_reason,
+            ),
+        )
+        await self._run("INSERT INTO file_registry (filename) VALUES (%s) ON CONFLICT DO NOTHING", (filename,))
+        assert row is not None
+        return int(row[0])
+
+    async def delete_file(self, file_id: int) -> None:
+        await self._run("DELETE FROM files WHERE id = %s", (file_id,))
+
+    async def filename_registered(self, filename: str) -> bool:
+        """
+        Whether C{filename} was ever stored, even if its file is gone now.
+        """
+        row = await self._one("SELECT 1 FROM file_registry WHERE filename = %s", (filename,))
+        return row is not None
+
+    async def file_is_stored(self, filename: str, blake2b_256: str) -> bool:
+        row = await self._one("SELECT 1 FROM files WHERE filename = %s AND blake2b_256 = %s", (filename, blake2b_256))
+        return row is not None
+
+    # The journal
+
+    async def append_journal(
+        self,
+        name: str,
+        normalized_name: str,
+        version: str | None,
+        action: str,
+        now: int,
+        submitted_by: str | None = None,
+        serial: int | None = None,
+    ) -> int:
+        """
+        Add one journal entry and move the project's last serial to it.
+
+        :param serial: the serial to use, for a mirror replaying its upstream's
+            journal; by default the next one.  Serials only ever increase:
+            the caller holds the write lock (see the stores), so taking the
+            maximum plus one cannot race.
+        :return: the entry's serial.
+        """
+        if serial is None:
+            row = await self._one("SELECT COALESCE(MAX(serial), 0) + 1 FROM journal")
+            assert row is not None
+            serial = int(row[0])
+        await self._run(
+            "INSERT INTO journal (serial, name, normalized_name, version, timestamp, action, submitted_by) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (serial, name, normalized_name, version, now, action, submitted_by),
+        )
+        await self._run(
+            "UPDATE projects SET last_serial = %s WHERE normalized_name = %s AND last_serial < %s",
+            (serial, normalized_name, serial),
+        )
+        if self.dialect == "postgres":
+            # Delivered at commit to every daemon LISTENing on the database.
+            await self._run("SELECT pg_notify(%s, '')", (JOURNAL_CHANNEL,))
+        return serial
+
+    _JOURNAL_SELECT = "SELECT serial, name, normalized_name, version, timestamp, action, submitted_by FROM journal "
+
+    async def journal_since(self, serial: int, limit: int | None = None) -> list[JournalEntry]:
+        """
+        Entries with a serial above C{serial}, oldest first.
+        """
+        sql = self._JOURNAL_SELECT + "WHERE serial > %s ORDER BY serial"
+        params: tuple[Any, ...] = (serial,)
+        if limit is not None:
+            sql += " LIMIT %s"
+            params += (limit,)
+        return [JournalEntry(*row) for row in await self._all(sql, params)]
+
+    async def journal_for_project(self, normalized_name: str) -> list[JournalEntry]:
+        rows = await self._all(self._JOURNAL_SELECT + "WHERE normalized_name = %s ORDER BY serial", (normalized_name,))
+        return [JournalEntry(*row) for row in rows]
+
+    async def last_serial(self) -> int:
+        row = await self._one("SELECT COALESCE(MAX(serial), 0) FROM journal")
+        assert row is not None
+        return int(row[0])
+
+    async def project_serials(self) -> dict[str, int]:
+        """
+        Every project's last serial, by normalized name.
+        """
+        rows = await self._all("SELECT normalized_name, last_serial FROM projects")
+        return {row[0]: int(row[1]) for row in rows}

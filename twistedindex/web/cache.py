@@ -1,0 +1,149 @@
+# -*- test-case-name: tests.test_simple -*-
+"""
+Rendered pages, kept in memory as bytes, each tagged with the serial of the
+data it was rendered from.
+
+A page stays valid until its project's serial moves.  L{PageCache.changed}
+is called with every journal serial the index learns of (its own commits at
+once, other processes' through the journal follower), and a page older than
+its project's newest serial is never served again.  Because validity is
+decided by serials and not by the order of events, a render that started
+before a change and finished after it cannot put a stale page back.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Hashable
+
+from twisted.web.server import Request
+
+_NO_PROJECT = ""
+
+
+class Page:
+    """
+    One rendered page: its bytes, lazily gzipped, and its validators.
+    """
+
+    __slots__ = ("body", "serial", "etag", "_gzipped", "gzip_etag")
+
+    def __init__(self, body: bytes, serial: int, tag: str) -> None:
+        self.body = body
+        self.serial = serial
+        self.etag = f'"{tag}-{serial}"'.encode("ascii")
+        self.gzip_etag = f'"{tag}-{serial}-gz"'.encode("ascii")
+        self._gzipped: bytes | None = None
+
+    def gzipped(self) -> bytes:
+        if self._gzipped is None:
+            # mtime=0 keeps the bytes the same on every render.
+            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzipped
+
+
+class PageCache:
+    """
+    Pages by key, checked against the newest serial known for their project.
+    """
+
+    def __init__(self) -> None:
+        self._pages: dict[Hashable, Page] = {}
+        self._project_serials: dict[str, int] = {}
+        self._any_serial = 0
+
+    def _floor(self, project: str) -> int:
+        return self._any_serial if project == _NO_PROJECT else self._project_serials.get(project, 0)
+
+    def get(self, key: Hashable, project: str = _NO_PROJECT) -> Page | None:
+        """
+        The page for C{key} if it is still current.
+
+        :param project: the normalized project the page shows; pages that
+            show the whole index (the default) are current only while no
+            project has changed.
+        """
+        page = self._pages.get(key)
+        if page is not None and page.serial < self._floor(project):
+            del self._pages[key]
+            return None
+        return page
+
+    def put(self, key: Hashable, page: Page, project: str = _NO_PROJECT) -> None:
+        if page.serial >= self._floor(project):
+            self._pages[key] = page
+
+    def changed(self, project: str, serial: int) -> None:
+        """
+        The journal reached C{serial} with a change to C{project}.
+        """
+        if serial > self._project_serials.get(project, 0):
+            self._project_serials[project] = serial
+        if serial > self._any_serial:
+            self._any_serial = serial
+
+
+def _quality(params: bytes) -> float:
+    for param in params.split(b";"):
+        key, _, value = param.partition(b"=")
+        if key.strip().lower() == b"q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def accepts_gzip(request: Request) -> bool:
+    """
+    Whether the client's C{Accept-Encoding} takes gzip.
+    """
+    header = request.getHeader(b"accept-encoding")
+    if not header or b"gzip" not in header:
+        return False
+    for part in header.split(b","):
+        coding, _, params = part.partition(b";")
+        if coding.strip().lower() in (b"gzip", b"x-gzip"):
+            return _quality(params) > 0
+    return False
+
+
+def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
+    """
+    Whether an C{If-None-Match} header names C{etag} (or C{*}).
+    """
+    for candidate in if_none_match.split(b","):
+        candidate = candidate.strip()
+        if candidate == b"*" or candidate.removeprefix(b"W/") == etag:
+            return True
+    return False
+
+
+def serve_page(
+    request: Request, page: Page, content_type: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> bytes:
+    """
+    Answer C{request} with C{page}: 304 when the client's copy is current,
+    gzip when the client takes it.  Returns the body to hand to twisted.web
+    (empty for HEAD and 304).
+    """
+    request.setHeader(b"content-type", content_type)
+    request.setHeader(b"vary", b"Accept, Accept-Encoding")
+    for name, value in headers:
+        request.setHeader(name, value)
+    if accepts_gzip(request):
+        body, etag = page.gzipped(), page.gzip_etag
+        request.setHeader(b"content-encoding", b"gzip")
+    else:
+        body, etag = page.body, page.etag
+    request.setHeader(b"etag", etag)
+    match = request.getHeader(b"if-none-match")
+    if match is not None and etag_matches(match, etag):
+        request.setResponseCode(304)
+        request.responseHeaders.removeHeader(b"content-encoding")
+        return b""
+    if request.method == b"HEAD":
+        # twisted.web would otherwise log a warning for a HEAD body.
+        request.setHeader(b"content-length", b"%d" % len(body))
+        return b""
+    return body

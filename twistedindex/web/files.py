@@ -1,0 +1,110 @@
+# -*- test-case-name: tests.test_simple -*-
+"""
+C{/packages/<b2[0:2]>/<b2[2:4]>/<b2[4:]>/<filename>}: the package files, and
+each wheel's C{<filename>.metadata} (PEP 658).
+
+A file is served only once a committed row names it, never just because it
+is on disk (see L{twistedindex.filestore}).  Files never change, so they go
+out with a strong ETag and a year-long, immutable cache lifetime; Range and
+HEAD come from twisted.web's static file resource.
+"""
+
+from __future__ import annotations
+
+import re
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.static import File as StaticFile
+
+from ..filestore import METADATA_SUFFIX
+from ..index import PackageIndex
+from .cache import etag_matches
+from .simple import not_found
+
+log = Logger()
+
+_HEX = re.compile(r"\A[0-9a-f]+\Z")
+_IMMUTABLE = b"public, max-age=31536000, immutable"
+
+
+class FilesResource(Resource):
+    """
+    The package files.
+    """
+
+    isLeaf = True
+
+    def __init__(self, index: PackageIndex) -> None:
+        super().__init__()
+        self._index = index
+        # (filename, blake2b_256) of files known to be committed.  Removed
+        # files leave this set stale, but their bytes are gone from disk too.
+        self._committed: set[tuple[str, str]] = set()
+
+    def render_GET(self, request: Request) -> bytes | int:
+        segments = request.postpath
+        if len(segments) != 4:
+            return not_found(request)
+        try:
+            first, second, rest, filename = (segment.decode("utf-8") for segment in segments)
+        except UnicodeDecodeError:
+            return not_found(request)
+        blake2b_256 = first + second + rest
+        if len(first) != 2 or len(second) != 2 or len(blake2b_256) != 64 or not _HEX.match(blake2b_256):
+            return not_found(request)
+        if not filename or "/" in filename:
+            return not_found(request)
+        owner = filename.removesuffix(METADATA_SUFFIX)
+        if (owner, blake2b_256) in self._committed:
+            return self._serve(request, blake2b_256, filename)
+        Deferred.fromCoroutine(self._serve_later(request, blake2b_256, owner, filename))
+        return NOT_DONE_YET
+
+    render_HEAD = render_GET
+
+    async def _serve_later(self, request: Request, blake2b_256: str, owner: str, filename: str) -> None:
+        try:
+            stored = await self._index.file_is_stored(owner, blake2b_256)
+        except Exception:
+            log.failure("looking up {filename} failed", filename=filename)
+            stored = False
+        if request.channel is None:
+            return
+        if stored:
+            self._committed.add((owner, blake2b_256))
+            body = self._serve(request, blake2b_256, filename)
+        else:
+            body = not_found(request)
+        if body is NOT_DONE_YET:
+            return
+        assert isinstance(body, bytes)
+        if request.method != b"HEAD":
+            request.write(body)
+        request.finish()
+
+    def _serve(self, request: Request, blake2b_256: str, filename: str) -> bytes | int:
+        is_metadata = filename.endswith(METADATA_SUFFIX)
+        path = self._index.files.path(blake2b_256, filename.removesuffix(METADATA_SUFFIX)) + (
+            METADATA_SUFFIX if is_metadata else ""
+        )
+        etag = f'"{blake2b_256}{"-metadata" if is_metadata else ""}"'.encode("ascii")
+        request.setHeader(b"etag", etag)
+        request.setHeader(b"cache-control", _IMMUTABLE)
+        request.setHeader(b"access-control-allow-origin", b"*")
+        match = request.getHeader(b"if-none-match")
+        if match is not None and etag_matches(match, etag):
+            request.setResponseCode(304)
+            return b""
+        resource = StaticFile(
+            path, defaultType="text/plain; charset=utf-8" if is_metadata else "application/octet-stream"
+        )
+        # Distributions go out as they are stored: no Content-Encoding for
+        # .tar.gz (a client would unpack it) and no guessing of types.
+        resource.contentTypes = {}
+        resource.contentEncodings = {}
+        if not resource.exists():
+            return not_found(request)
+        return resource.render(request)

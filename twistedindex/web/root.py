@@ -1,0 +1,52 @@
+# -*- test-case-name: tests.test_simple -*-
+"""
+The resource tree under the daemon's HTTP listeners.
+
+The hot paths (simple pages and files) are plain twisted.web resources; the
+rest of the site is a Klein app.
+"""
+
+from __future__ import annotations
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from ..config import Settings
+from ..index import PackageIndex
+from .cache import PageCache
+from .files import FilesResource
+from .simple import SimpleResource, not_found
+
+
+class Root(Resource):
+    """
+    Dispatches on the first path segment.
+    """
+
+    def __init__(self, index: PackageIndex, settings: Settings) -> None:
+        super().__init__()
+        self.index = index
+        self.settings = settings
+        self.cache = PageCache()
+        index.observe_changes(self.cache.changed)
+        self._children: dict[bytes, Resource] = {
+            b"simple": SimpleResource(index, self.cache),
+            b"packages": FilesResource(index),
+        }
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
+        child = self._children.get(path)
+        if child is not None:
+            return child
+        return _NotFound()
+
+
+class _NotFound(Resource):
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        return not_found(request)
+
+
+def build_root(index: PackageIndex, settings: Settings) -> Resource:
+    return Root(index, settings)

@@ -1,0 +1,185 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+Put the daemon together: data directory, database, file store, domain, web
+resources and listeners, in the order that keeps start-up safe.
+
+ 1. The data directory is created and checked for writing.
+ 2. The schema is migrated, synchronously, before anything listens.
+ 3. The file store is recovered from any crash (see L{twistedindex.filestore}).
+ 4. The service tree is built.  Listeners bind when the service starts; the
+    database connections open at the same time, and requests that arrive
+    before they are ready wait for them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from .config import Settings
+from .filestore import FileStore
+from .index import PackageIndex
+from .storage import IStore, SchemaError, StartupDatabase, StorageUnavailable, open_store
+from .web import build_root
+
+log = Logger()
+
+
+class StartupError(Exception):
+    """
+    The daemon cannot start.  The message is one line for the operator.
+    """
+
+
+def prepare_data_dir(path: str) -> None:
+    """
+    Create the data directory if needed and make sure it can be written.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise StartupError(f"cannot use data directory {path}: {e.strerror}") from None
+
+
+def prepare_storage(settings: Settings) -> FileStore:
+    """
+    Bring the database schema up to date and recover the file store.
+    """
+    prepare_data_dir(settings.data_dir)
+    files = FileStore(settings.data_dir)
+    try:
+        database = StartupDatabase(settings)
+        try:
+            database.migrate()
+            files.recover(database.file_is_stored)
+        finally:
+            database.close()
+    except (StorageUnavailable, SchemaError) as e:
+        raise StartupError(str(e)) from None
+    return files
+
+
+class _Listener(StreamServerEndpointService):
+    """
+    A listening endpoint that binds when L{bind} is called, from
+    C{makeService}: a port that cannot be bound then stops start-up with a
+    clear message, under both C{twistd} and C{twist}.
+    """
+
+    _raiseSynchronously = True
+
+    def __init__(self, description: str, endpoint: Any, factory: Any) -> None:
+        super().__init__(endpoint, factory)
+        self.description = description
+        self.port: Any = None
+
+    def bind(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+            raise StartupError(f"cannot listen on {self.description}: {reason}") from None
+        assert self._waitingForPort is not None
+        self._waitingForPort.addCallback(self._bound)
+
+    def _bound(self, port: Any) -> Any:
+        self.port = port
+        return port
+
+    def announce(self) -> None:
+        address = self.port.getHost()
+        host, number = getattr(address, "host", None), getattr(address, "port", None)
+        if number is not None:
+            shown = f"[{host}]" if host and ":" in host else host
+            log.info("serving HTTP on http://{host}:{port}/", host=shown, port=number)
+        else:
+            log.info("serving HTTP on {address}", address=address)
+
+    def privilegedStartService(self) -> None:
+        if self._waitingForPort is None:
+            self.bind()
+        else:
+            Service.privilegedStartService(self)
+
+
+class CheeseshopService(MultiService):
+    """
+    The daemon: the store's connections plus the listeners (children).
+    """
+
+    def __init__(self, store: IStore, files: FileStore, index: PackageIndex, reactor: Any) -> None:
+        super().__init__()
+        self.store = store
+        self.files = files
+        self.index = index
+        self._reactor = reactor
+        self.ready: Deferred[None] | None = None
+
+    def bind(self) -> None:
+        """
+        Bind every listener now.
+
+        :raises StartupError: when one cannot be bound.
+        """
+        for listener in self:
+            if isinstance(listener, _Listener):
+                listener.bind()
+
+    def startService(self) -> None:
+        self.ready = Deferred.fromCoroutine(self._start())
+        self.ready.addErrback(self._startFailed)
+        super().startService()
+
+    async def _start(self) -> None:
+        await self.store.start()
+        await self.index.start()
+        for listener in self:
+            if isinstance(listener, _Listener):
+                listener.announce()
+
+    def _startFailed(self, failure: Any) -> None:
+        log.critical("cannot open the database: {error}", error=failure.getErrorMessage())
+        self._reactor.stop()
+
+    async def _stop(self) -> None:
+        await DeferredList([Deferred.fromCoroutine(_maybe(s.stopService())) for s in reversed(list(self))])
+        await self.store.stop()
+        self.files.close_instance()
+
+    def stopService(self) -> Deferred[None]:
+        super(MultiService, self).stopService()
+        return Deferred.fromCoroutine(self._stop())
+
+
+async def _maybe(result: Any) -> None:
+    if isinstance(result, Deferred):
+        await result
+
+
+def build_service(settings: Settings, reactor: Any) -> CheeseshopService:
+    """
+    The whole daemon for C{settings}, ready for C{twistd} to start.  Its
+    listeners are not bound yet; see L{CheeseshopService.bind}.
+
+    :raises StartupError: when the data directory or the database is unusable.
+    """
+    files = prepare_storage(settings)
+    store = open_store(settings, reactor)
+    files.open_instance()
+    index = PackageIndex(store, files, reactor)
+    site = Site(build_root(index, settings))
+    service = CheeseshopService(store, files, index, reactor)
+    for description in settings.listen:
+        _Listener(description, serverFromString(reactor, description), site).setServiceParent(service)
+    return service
