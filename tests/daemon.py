@@ -153,3 +153,52 @@ class Daemon:
     def __exit__(self, *exc: object) -> None:
         if self.running:
             self.stop()
+
+
+class RunningIndex:
+    """
+    A daemon plus the administrator's tool on the same data, for tests that
+    need users and tokens.
+    """
+
+    def __init__(self, data_dir: str, *args: str, database: str | None = None) -> None:
+        self.data_dir = data_dir
+        self.storage = ["--data-dir", data_dir] + (["--database", database] if database else [])
+        extra = ("--database", database) if database else ()
+        self.daemon = Daemon(data_dir, *extra, *args)
+
+    def start(self) -> RunningIndex:
+        self.daemon.start()
+        return self
+
+    def stop(self) -> None:
+        if self.daemon.running:
+            self.daemon.stop()
+
+    @property
+    def url(self) -> str:
+        return self.daemon.url
+
+    @property
+    def upload_url(self) -> str:
+        return self.daemon.url + "legacy/"
+
+    @property
+    def simple_url(self) -> str:
+        return self.daemon.url + "simple/"
+
+    def admin(self, *args: str, password: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = run(
+            [tool("cheeseshop-admin"), *self.storage, *args],
+            input=None if password is None else password + "\n",
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"cheeseshop-admin {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def add_user(self, name: str, password: str) -> None:
+        self.admin("adduser", name, "--password-stdin", password=password)
+
+    def token(self, user: str, project: str | None = None) -> str:
+        args = ["token", "create", user] + (["--project", project] if project else [])
+        return self.admin(*args).stdout.strip().splitlines()[-1]

@@ -62,3 +62,34 @@ def token_digest(token: str) -> str:
     What is stored for a token: its SHA-256, in hex.
     """
     return hashlib.sha256(token.strip().encode("utf-8")).hexdigest()
+
+
+class VerifiedPasswords:
+    """
+    Remembers, for a few minutes, which (user, password) pairs verified, so a
+    client that sends its password with every upload (twine, distutils) pays
+    for argon2 once, not per file.
+
+    Entries are keyed by a keyed hash of the password, never the password, and
+    hold the stored hash they were checked against: a changed password misses.
+    """
+
+    def __init__(self, lifetime: float = 300.0, size: int = 1024) -> None:
+        self._key = secrets.token_bytes(32)
+        self._lifetime = lifetime
+        self._size = size
+        self._entries: dict[tuple[int, bytes], tuple[str, float]] = {}
+
+    def _fingerprint(self, password: str) -> bytes:
+        return hashlib.blake2b(password.encode("utf-8"), key=self._key, digest_size=32).digest()
+
+    def known(self, user_id: int, password_hash: str | None, password: str, now: float) -> bool:
+        entry = self._entries.get((user_id, self._fingerprint(password)))
+        return entry is not None and entry[0] == password_hash and entry[1] > now
+
+    def remember(self, user_id: int, password_hash: str, password: str, now: float) -> None:
+        if len(self._entries) >= self._size:
+            self._entries = {k: v for k, v in self._entries.items() if v[1] > now}
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+        self._entries[(user_id, self._fingerprint(password))] = (password_hash, now + self._lifetime)

@@ -35,14 +35,22 @@ class FileExists(InvalidRequest):
 
 class TooLarge(InvalidRequest):
     """
-    An upload is over the size limit (HTTP 413).
+    An upload is over the size limit.  Refused as soon as that is known, with
+    a 400 as on PyPI.
     """
 
 
 class Unauthenticated(CheeseshopError):
     """
     No credentials, or credentials that identify nobody.
+
+    :ivar challenge: answer with 401 and a Basic challenge rather than 403.
+        distutils C{register} sends its login only after such a challenge.
     """
+
+    def __init__(self, message: str, challenge: bool = False) -> None:
+        super().__init__(message)
+        self.challenge = challenge
 
 
 class Forbidden(CheeseshopError):

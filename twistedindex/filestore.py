@@ -142,9 +142,11 @@ class Placement:
     Files linked into the store whose rows are not committed yet.
 
     :ivar links: C{(staged name, placed path)} pairs.
+    :ivar root: the store's root, up to which emptied directories go.
     """
 
     links: list[tuple[str, str]]
+    root: str
 
     def done(self) -> None:
         """
@@ -160,6 +162,38 @@ class Placement:
         for staged, placed in self.links:
             _unlink_if_same(placed, staged)
             _unlink_quietly(staged)
+        if self.links:
+            prune(os.path.dirname(self.links[0][1]), self.root)
+
+
+def prune(directory: str, root: str) -> None:
+    """
+    Remove C{directory} and its parents below C{root} while they are empty.
+    """
+    root = os.path.abspath(root)
+    directory = os.path.abspath(directory)
+    while directory != root and directory.startswith(root + os.sep):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
+        directory = os.path.dirname(directory)
+
+
+def _link(source: str, target: str) -> None:
+    """
+    Hard-link C{source} at C{target}, making its directories.  Another
+    process may prune an emptied directory between the two steps; then try
+    again.
+    """
+    for attempt in range(3):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        try:
+            os.link(source, target)
+            return
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
 
 
 def _unlink_quietly(path: str) -> None:
@@ -263,10 +297,9 @@ class FileStore:
         record = os.path.join(self._instance_dir, f"{blake2b_256}{_SEPARATOR}{filename}")
         os.rename(staged.path, record)
         staged.path = record
-        placement = Placement([])
+        placement = Placement([], self.root)
         try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.link(record, target)
+            _link(record, target)
             placement.links.append((record, target))
             if metadata is not None:
                 metadata_record = record + METADATA_SUFFIX
@@ -275,7 +308,7 @@ class FileStore:
                     f.flush()
                     os.fsync(f.fileno())
                 placement.links.append((metadata_record, target + METADATA_SUFFIX))
-                os.link(metadata_record, target + METADATA_SUFFIX)
+                _link(metadata_record, target + METADATA_SUFFIX)
             _fsync_directory(os.path.dirname(target))
         except BaseException:
             placement.undo()
@@ -290,11 +323,7 @@ class FileStore:
         target = self.path(blake2b_256, filename)
         _unlink_quietly(target)
         _unlink_quietly(target + METADATA_SUFFIX)
-        directory = os.path.dirname(target)
-        try:
-            os.rmdir(directory)
-        except OSError:
-            pass
+        prune(os.path.dirname(target), self.root)
 
     # Recovery
 
@@ -333,6 +362,7 @@ class FileStore:
                             committed += 1
                         elif _unlink_if_same(target, path):
                             uncommitted += 1
+                            prune(os.path.dirname(target), self.root)
                     _unlink_quietly(path)
                 _unlink_quietly(os.path.join(directory, ".lock"))
                 os.rmdir(directory)

@@ -11,22 +11,33 @@ as the change itself.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from attrs import frozen
-from packaging.utils import canonicalize_version
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_version,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from . import accounts
-from .errors import Forbidden, InvalidRequest, NotFound
-from .filestore import FileStore
-from .names import check_username, normalize
+from . import accounts, dists
+from . import metadata as core_metadata
+from .errors import FileExists, Forbidden, InvalidRequest, NotFound, Unauthenticated
+from .filestore import FileStore, StagedFile
+from .names import check_project_name, check_username, normalize
 from .storage import IStore, Transaction
 from .storage.rows import File, Project, Release, Token, User
+from .upload import FileFields, UploadForm, check_file_fields, check_filename, valid_platform_tag
 
 log = Logger()
 
@@ -34,6 +45,9 @@ T = TypeVar("T")
 
 OWNER = "Owner"
 MAINTAINER = "Maintainer"
+
+HELP = "https://pypi.org/help/"
+INVALID_AUTH = f"Invalid or non-existent authentication information. See {HELP}#invalid-auth for more information."
 
 
 @frozen
@@ -82,6 +96,33 @@ class ProjectList:
 
 
 @frozen
+class UploadResult:
+    """
+    What an upload did.
+
+    :ivar stored: C{False} when the very same file was already there (an
+        identical re-upload changes nothing).
+    """
+
+    project: str
+    version: str
+    filename: str
+    stored: bool
+
+
+@frozen
+class _CheckedUpload:
+    """
+    An upload that passed every check made before the database is written.
+    """
+
+    fields: FileFields
+    filename: str
+    metadata: Any
+    wheel_metadata: bytes | None
+
+
+@frozen
 class Removed:
     """
     What a removal took away, for the caller to report.
@@ -115,6 +156,7 @@ class PackageIndex:
         self._followed_serial = 0
         self._catch_up_waiters: list[Deferred[None]] = []
         self._catching_up = False
+        self._verified_passwords = accounts.VerifiedPasswords()
 
     # Plumbing
 
@@ -320,6 +362,158 @@ class PackageIndex:
         log.info("revoked API token {id} of {user}", id=token.id, user=token.user_name)
         return token
 
+    # Authentication
+
+    async def authenticate_password(self, username: str, password: str, challenge: bool = False) -> Actor:
+        """
+        The user whose name and password these are.
+
+        :raises Unauthenticated: when they identify nobody.
+        """
+        user = await self.store.read(_find_user, username)
+        now = self._reactor.seconds()
+        if user is None or not user.password_hash:
+            raise Unauthenticated(INVALID_AUTH, challenge)
+        if not self._verified_passwords.known(user.id, user.password_hash, password, now):
+            if not await self.blocking(accounts.verify_password, user.password_hash, password):
+                log.info("failed password for {user}", user=username)
+                raise Unauthenticated(INVALID_AUTH, challenge)
+            self._verified_passwords.remember(user.id, user.password_hash, password, now)
+        return Actor(user.name, user.id)
+
+    async def authenticate_token(self, token: str, challenge: bool = False) -> Actor:
+        """
+        The user (and project scope) of an API token.
+
+        :raises Unauthenticated: for an unknown or revoked token.
+        """
+        if not accounts.looks_like_token(token.strip()):
+            raise Unauthenticated(INVALID_AUTH, challenge)
+        found = await self.store.read(_find_token, accounts.token_digest(token))
+        if found is None or found.revoked is not None:
+            raise Unauthenticated(INVALID_AUTH, challenge)
+        now = self._now()
+        self.store.write(_touch_token, found.id, now).addErrback(
+            lambda f: log.failure("recording the use of token {id} failed", f, id=found.id)
+        )
+        return Actor(found.user_name, found.user_id, found.project_id)
+
+    # Publishing
+
+    async def upload(self, actor: Actor, form: UploadForm) -> UploadResult:
+        """
+        Store an uploaded distribution: check it as PyPI does, place it, and
+        record it with its journal entries, creating the project (with the
+        uploader as Owner) and the release as needed.
+
+        The staged file in C{form} is taken into the store or discarded.
+        """
+        try:
+            checked = await self._check_upload(actor, form)
+            if checked is None:
+                assert form.content is not None
+                return UploadResult(
+                    normalize(form.get("name") or ""), form.get("version") or "", form.content.filename, False
+                )
+            return await self._store_upload(actor, form, checked)
+        finally:
+            form.discard()
+
+    async def _check_upload(self, actor: Actor, form: UploadForm) -> _CheckedUpload | None:
+        form.sanitize()
+        fields = check_file_fields(form)
+        content = form.content
+        if content is None or content.staged is None:
+            raise InvalidRequest("Upload payload does not have a file.")
+        await self.store.read(_check_upload_permission, actor, normalize(fields.name))
+        filename = content.filename
+        check_filename(filename, fields.filetype)
+        if content.content_type is not None and (
+            not content.content_type.strip() or content.content_type.startswith("image/")
+        ):
+            raise InvalidRequest("Invalid distribution file.")
+        staged = content.staged
+        digests = await self.blocking(staged.finish)
+        if not await self._digests_match(fields, staged):
+            raise InvalidRequest("The digest supplied does not match a digest calculated from the uploaded file.")
+        same_name, same_bytes, registered = await self.store.read(_existing_file, filename, digests.blake2b_256)
+        if (
+            same_name is not None
+            and same_name.sha256 == digests.sha256
+            and same_name.blake2b_256 == digests.blake2b_256
+        ):
+            log.info("identical re-upload of {filename}: nothing to do", filename=filename)
+            return None
+        if same_name is not None or same_bytes is not None:
+            raise _file_exists(filename, digests.blake2b_256)
+        if registered:
+            raise _filename_reused()
+        contents, metadata = await self.blocking(_inspect_distribution, staged.path, filename)
+        _check_form_matches(form, fields, metadata)
+        _check_distribution_filename(filename, fields.filetype, metadata, contents)
+        return _CheckedUpload(fields, filename, metadata, contents.metadata if contents.is_wheel else None)
+
+    async def _digests_match(self, fields: FileFields, staged: StagedFile) -> bool:
+        digests = staged.digests
+        assert digests is not None
+        expected = [(fields.md5_digest, digests.md5), (fields.sha256_digest, digests.sha256)]
+        if fields.blake2_digest is not None:
+            if len(fields.blake2_digest) == 128:
+                # stdlib distutils: a BLAKE2b-512 under the BLAKE2b-256 name.
+                expected.append((fields.blake2_digest, await self.blocking(staged.blake2b_512)))
+            else:
+                expected.append((fields.blake2_digest, digests.blake2b_256))
+        return all(hmac.compare_digest(given, actual) for given, actual in expected if given is not None)
+
+    async def _store_upload(self, actor: Actor, form: UploadForm, checked: _CheckedUpload) -> UploadResult:
+        assert form.content is not None and form.content.staged is not None
+        staged = form.content.staged
+        try:
+            placement = await self.blocking(self.files.place, staged, checked.filename, checked.wheel_metadata)
+        except FileExistsError:
+            # Another upload of the same name and bytes got there first.
+            raise _file_exists(checked.filename, staged.digests.blake2b_256 if staged.digests else "") from None
+        form.content.staged = None  # the store has it now
+        now = self._now()
+        try:
+            project, version, serial = await self.store.write(_record_upload, actor, checked, staged, now)
+        except BaseException:
+            await self.blocking(placement.undo)
+            raise
+        await self.blocking(placement.done)
+        log.info(
+            "stored {filename} for {project} {version} (uploaded by {user})",
+            filename=checked.filename,
+            project=project.name,
+            version=version,
+            user=actor.name,
+        )
+        self._changed(project.normalized_name, serial)
+        return UploadResult(project.name, version, checked.filename, True)
+
+    async def register(self, actor: Actor, form: UploadForm) -> Release:
+        """
+        C{setup.py register}: create the project (the caller becomes its
+        Owner) and the release, or update the release's metadata.
+        """
+        form.sanitize()
+        metadata = core_metadata.from_form(form)
+        await self.blocking(core_metadata.check_description, metadata)
+        now = self._now()
+        project, release, serial = await self.store.write(_record_registration, actor, metadata, now)
+        if serial is not None:
+            self._changed(project.normalized_name, serial)
+        log.info("registered {project} {version}", project=project.name, version=release.version)
+        return release
+
+    async def verify(self, form: UploadForm) -> None:
+        """
+        C{setup.py register --dry-run}: only check the metadata.
+        """
+        form.sanitize()
+        metadata = core_metadata.from_form(form)
+        await self.blocking(core_metadata.check_description, metadata)
+
     # Yanking and removal
 
     async def set_yanked(
@@ -412,6 +606,290 @@ class PackageIndex:
             return await tx.last_serial()
 
         return await self.store.read(read)
+
+
+async def _find_user(tx: Transaction, name: str) -> User | None:
+    return await tx.get_user(name)
+
+
+async def _find_token(tx: Transaction, digest: str) -> Token | None:
+    return await tx.token_by_digest(digest)
+
+
+async def _touch_token(tx: Transaction, token_id: int, now: int) -> None:
+    await tx.touch_token(token_id, now)
+
+
+def _file_exists(filename: str, blake2b_256: str) -> FileExists:
+    # twine --skip-existing looks for the words "File already exists".
+    return FileExists(
+        f"File already exists ({filename!r}, with blake2_256 hash {blake2b_256!r}). "
+        f"See {HELP}#file-name-reuse for more information."
+    )
+
+
+def _filename_reused() -> InvalidRequest:
+    return InvalidRequest(
+        "This filename was previously used by a file that has since been deleted. "
+        f"Use a different version. See {HELP}#file-name-reuse for more information."
+    )
+
+
+async def _existing_file(tx: Transaction, filename: str, blake2b_256: str) -> tuple[File | None, File | None, bool]:
+    return (
+        await tx.get_file(filename),
+        await tx.file_with_blake2b_256(blake2b_256),
+        await tx.filename_registered(filename),
+    )
+
+
+async def _may_upload(tx: Transaction, actor: Actor, project: Project) -> None:
+    """
+    Owners and Maintainers may upload; a project-scoped token only to its
+    project.
+    """
+    if actor.is_admin:
+        return
+    assert actor.user_id is not None
+    if actor.token_project_id is not None and actor.token_project_id != project.id:
+        raise Forbidden(
+            f"The given token isn't allowed to upload to project '{project.name}'. "
+            f"See {HELP}#project-name for more information."
+        )
+    if await tx.role_of(project.id, actor.user_id) not in (OWNER, MAINTAINER):
+        raise Forbidden(
+            f"The user '{actor.name}' isn't allowed to upload to project '{project.name}'. "
+            f"See {HELP}#project-name for more information."
+        )
+
+
+def _may_create(actor: Actor, name: str) -> None:
+    if actor.token_project_id is not None:
+        raise Forbidden(
+            f"The given token isn't allowed to upload to project '{name}'. "
+            f"See {HELP}#project-name for more information."
+        )
+
+
+async def _check_upload_permission(tx: Transaction, actor: Actor, normalized_name: str) -> None:
+    project = await tx.get_project(normalized_name)
+    if project is None:
+        _may_create(actor, normalized_name)
+    else:
+        await _may_upload(tx, actor, project)
+
+
+def _inspect_distribution(path: str, filename: str) -> tuple[dists.DistContents, Any]:
+    """
+    On a thread: the archive's contents, and its metadata, checked (the
+    description included).
+    """
+    contents = dists.inspect(path, filename)
+    metadata = core_metadata.from_file(contents.metadata)
+    core_metadata.check_description(metadata)
+    return contents, metadata
+
+
+def _check_form_matches(form: UploadForm, fields: FileFields, metadata: Any) -> None:
+    """
+    The form's name and version must be those of the file's own metadata.
+    """
+    if normalize(fields.name) != normalize(metadata.name):
+        raise InvalidRequest(
+            f"The name in the upload form ({fields.name!r}) is not the name in the "
+            f"distribution's metadata ({metadata.name!r})."
+        )
+    version = form.get("version")
+    if version is not None:
+        try:
+            matches = Version(version) == metadata.version
+        except InvalidVersion:
+            matches = False
+        if not matches:
+            raise InvalidRequest(
+                f"The version in the upload form ({version!r}) is not the version in the "
+                f"distribution's metadata ('{metadata.version}')."
+            )
+
+
+def _check_distribution_filename(filename: str, filetype: str, metadata: Any, contents: dists.DistContents) -> None:
+    """
+    PyPI's rules tying a distribution's filename to its metadata, with one
+    exception for stdlib distutils: its sdists are named after the project
+    as written (C{my-pkg-1.0.tar.gz}, C{My.Pkg-1.0.zip}), not by PEP 625,
+    and are accepted when the name and version agree once normalized.
+    """
+    normalized = normalize(metadata.name)
+    underscored = normalized.replace("-", "_")
+    if filetype == "sdist":
+        try:
+            name, version = parse_sdist_filename(filename)
+        except (InvalidSdistFilename, InvalidVersion):
+            raise InvalidRequest(f"Invalid source distribution filename: {filename}") from None
+        if name != normalized:
+            raise InvalidRequest(f"Start filename for {metadata.name!r} with {underscored!r}.")
+        if version != metadata.version:
+            raise InvalidRequest(f"Version in filename should be {str(metadata.version)!r} not {str(version)!r}.")
+        top = filename[: -len(".tar.gz")] if filename.endswith(".tar.gz") else filename[: -len(".zip")]
+        license_prefix = f"{top}/"
+    else:
+        try:
+            name, version, _, tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, InvalidVersion) as e:
+            raise InvalidRequest(str(e)) from None
+        for tag in tags:
+            if not valid_platform_tag(tag.platform):
+                raise InvalidRequest(f"Binary wheel '{filename}' has an unsupported platform tag '{tag.platform}'.")
+        if name != normalized:
+            raise InvalidRequest(f"Start filename for {metadata.name!r} with {underscored!r}.")
+        name_in_filename = filename.split("-", 1)[0]
+        if name_in_filename != underscored:
+            raise InvalidRequest(
+                f"Filename {filename!r} should contain the normalized project name {underscored!r}, "
+                f"not {name_in_filename!r}."
+            )
+        if version != metadata.version:
+            raise InvalidRequest(f"Version in filename should be {str(metadata.version)!r} not {str(version)!r}.")
+        dist_name, dist_version, _ = filename.split("-", 2)
+        license_prefix = f"{dist_name}-{dist_version}.dist-info/licenses/"
+    for license_file in metadata.license_files or []:
+        target = f"{license_prefix}{license_file}"
+        if target not in contents.names:
+            raise InvalidRequest(
+                f"License-File {license_file} does not exist in distribution file {filename} at {target}"
+            )
+
+
+def _release_values(metadata: Any) -> dict[str, Any]:
+    return {
+        "summary": metadata.summary,
+        "description": metadata.description,
+        "description_content_type": metadata.description_content_type,
+        "requires_python": str(metadata.requires_python) if metadata.requires_python else None,
+        "metadata": core_metadata.as_record(metadata),
+    }
+
+
+async def _project_for_change(tx: Transaction, actor: Actor, name: str, now: int) -> tuple[Project, int | None]:
+    """
+    The project called C{name}, created (first come, first served, the
+    actor becoming its Owner) if it does not exist; checks the actor may
+    upload to it.
+
+    :return: the project and the serial of the last journal entry written.
+    """
+    normalized = normalize(name)
+    project = await tx.get_project(normalized)
+    if project is not None:
+        await _may_upload(tx, actor, project)
+        if project.name != name:
+            await tx.rename_project(project.id, name)
+        return project, None
+    check_project_name(name)
+    _may_create(actor, name)
+    project = await tx.insert_project(name, normalized, now)
+    serial = await tx.append_journal(name, normalized, None, "create", now, actor.name)
+    if actor.user_id is not None:
+        await tx.set_role(project.id, actor.user_id, OWNER)
+        serial = await tx.append_journal(name, normalized, None, f"add {OWNER} {actor.name}", now, actor.name)
+    return project, serial
+
+
+async def _find_release(tx: Transaction, project: Project, version: str) -> Release | None:
+    """
+    The release of this version: by PEP 440 equality, or the exact string
+    where several releases are equal under PEP 440.
+    """
+    candidates = await tx.releases_with_canonical_version(project.id, canonicalize_version(version))
+    if len(candidates) > 1:
+        return next((r for r in candidates if r.version == version), candidates[0])
+    return candidates[0] if candidates else None
+
+
+async def _record_upload(
+    tx: Transaction, actor: Actor, checked: _CheckedUpload, staged: StagedFile, now: int
+) -> tuple[Project, str, int]:
+    metadata = checked.metadata
+    digests = staged.digests
+    assert digests is not None
+    project, _ = await _project_for_change(tx, actor, metadata.name, now)
+    version = str(metadata.version)
+    release = await _find_release(tx, project, version)
+    if release is None:
+        release = await tx.insert_release(
+            project.id, version, canonicalize_version(version), now, **_release_values(metadata)
+        )
+        await tx.append_journal(metadata.name, project.normalized_name, version, "new release", now, actor.name)
+    # Checked before placing the file too; here again, under the write lock.
+    if await tx.get_file(checked.filename) is not None or await tx.file_with_blake2b_256(digests.blake2b_256):
+        raise _file_exists(checked.filename, digests.blake2b_256)
+    if await tx.filename_registered(checked.filename):
+        raise _filename_reused()
+    if checked.fields.filetype == "sdist" and any(
+        f.packagetype == "sdist" for f in await tx.files_for_release(release.id)
+    ):
+        raise InvalidRequest("Only one sdist may be uploaded per release.")
+    metadata_sha256 = hashlib.sha256(checked.wheel_metadata).hexdigest() if checked.wheel_metadata else None
+    await tx.insert_file(
+        release.id,
+        checked.filename,
+        checked.fields.filetype,
+        checked.fields.pyversion,
+        digests.size,
+        digests.sha256,
+        digests.blake2b_256,
+        digests.md5,
+        now,
+        requires_python=release.requires_python,
+        metadata_sha256=metadata_sha256,
+        comment_text=checked.fields.comment,
+        uploaded_by=actor.name,
+    )
+    serial = await tx.append_journal(
+        metadata.name,
+        project.normalized_name,
+        release.version,
+        f"add {checked.fields.pyversion} file {checked.filename}",
+        now,
+        actor.name,
+    )
+    return project, release.version, serial
+
+
+async def _record_registration(
+    tx: Transaction, actor: Actor, metadata: Any, now: int
+) -> tuple[Project, Release, int | None]:
+    project, serial = await _project_for_change(tx, actor, metadata.name, now)
+    version = str(metadata.version)
+    values = _release_values(metadata)
+    release = await _find_release(tx, project, version)
+    if release is None:
+        release = await tx.insert_release(project.id, version, canonicalize_version(version), now, **values)
+        serial = await tx.append_journal(
+            metadata.name, project.normalized_name, version, "new release", now, actor.name
+        )
+        return project, release, serial
+    old = {
+        "summary": release.summary,
+        "description": release.description,
+        "description_content_type": release.description_content_type,
+        "requires_python": release.requires_python,
+    }
+    changed = sorted(
+        [k for k in old if old[k] != values[k]]
+        + [
+            k
+            for k in set(release.metadata) | set(values["metadata"])
+            if release.metadata.get(k) != values["metadata"].get(k)
+        ]
+    )
+    if changed:
+        await tx.update_release_metadata(release.id, **values)
+        # pypi-legacy's word for a re-registration that changed metadata.
+        serial = await tx.append_journal(
+            metadata.name, project.normalized_name, release.version, f"update {', '.join(changed)}", now, actor.name
+        )
+    return project, release, serial
 
 
 async def _journal_since(tx: Transaction, serial: int) -> list[Any]:

@@ -23,13 +23,13 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
-from twisted.web.server import Site
 
 from .config import Settings
 from .filestore import FileStore
 from .index import PackageIndex
 from .storage import IStore, SchemaError, StartupDatabase, StorageUnavailable, open_store
 from .web import build_root
+from .web.request import IndexSite
 
 log = Logger()
 
@@ -178,7 +178,7 @@ def build_service(settings: Settings, reactor: Any) -> CheeseshopService:
     store = open_store(settings, reactor)
     files.open_instance()
     index = PackageIndex(store, files, reactor)
-    site = Site(build_root(index, settings))
+    site = IndexSite(build_root(index, settings), files, settings.max_upload_size, reactor)
     service = CheeseshopService(store, files, index, reactor)
     for description in settings.listen:
         _Listener(description, serverFromString(reactor, description), site).setServiceParent(service)

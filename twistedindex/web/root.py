@@ -13,9 +13,10 @@ from twisted.web.server import Request
 
 from ..config import Settings
 from ..index import PackageIndex
+from .app import IndexApp
 from .cache import PageCache
 from .files import FilesResource
-from .simple import SimpleResource, not_found
+from .simple import SimpleResource
 
 
 class Root(Resource):
@@ -33,19 +34,17 @@ class Root(Resource):
             b"simple": SimpleResource(index, self.cache),
             b"packages": FilesResource(index),
         }
+        self.app = IndexApp(index, settings)
+        self._app_resource = self.app.app.resource()
 
     def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
         child = self._children.get(path)
         if child is not None:
             return child
-        return _NotFound()
-
-
-class _NotFound(Resource):
-    isLeaf = True
-
-    def render(self, request: Request) -> bytes:
-        return not_found(request)
+        # Everything else is the Klein app's, which routes on the whole path.
+        request.postpath = request.prepath + request.postpath
+        request.prepath = []
+        return self._app_resource
 
 
 def build_root(index: PackageIndex, settings: Settings) -> Resource:

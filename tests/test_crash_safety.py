@@ -1,0 +1,209 @@
+"""
+Nothing half-stored: a daemon killed at the worst moment, or a client gone
+mid-body, leaves no file, no row and no journal entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from twistedindex.filestore import relative_path
+from twistedindex.storage.postgres import WRITE_LOCK
+
+from .daemon import RunningIndex
+from .distributions import multipart, upload_fields, wheel
+from .http import basic, get, post_form
+
+PASSWORD = "crash-password"
+
+
+def wait_for(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.02)
+
+
+@contextmanager
+def write_lock(backend: str, data_dir: str, dsn: str | None) -> Iterator[None]:
+    """
+    Hold the database's write lock, as a long transaction in another process
+    would: the daemon's next write waits for it.
+    """
+    if backend == "sqlite":
+        connection = sqlite3.connect(os.path.join(data_dir, "cheeseshop.sqlite"), isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            connection.execute("ROLLBACK")
+            connection.close()
+    else:
+        import psycopg2
+
+        connection = psycopg2.connect(dsn)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+        try:
+            yield
+        finally:
+            connection.close()
+
+
+def rows(backend: str, data_dir: str, dsn: str | None) -> tuple[int, int]:
+    """
+    How many file rows and journal entries the database holds.
+    """
+    if backend == "sqlite":
+        connection = sqlite3.connect(os.path.join(data_dir, "cheeseshop.sqlite"))
+        try:
+            return (
+                connection.execute("SELECT COUNT(*) FROM files").fetchone()[0],
+                connection.execute("SELECT COUNT(*) FROM journal").fetchone()[0],
+            )
+        finally:
+            connection.close()
+    import psycopg2
+
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT (SELECT COUNT(*) FROM files), (SELECT COUNT(*) FROM journal)")
+        files, journal = cursor.fetchone()
+        return files, journal
+
+
+def staged_files(data_dir: str) -> list[str]:
+    found = []
+    for directory, _, names in os.walk(os.path.join(data_dir, "tmp")):
+        found += [os.path.join(directory, name) for name in names if name != ".lock"]
+    return found
+
+
+def send_upload(index: RunningIndex, path: Path, project: str) -> Any:
+    content_type, body = multipart(
+        upload_fields(path, project, "1.0"), [("content", path.name, path.read_bytes(), None)]
+    )
+    return post_form(index.upload_url, content_type, body, basic("crash", PASSWORD))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_kill_between_file_write_and_commit(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """
+    A daemon killed after the file is in place but before its row commits
+    leaves, after a restart, neither the file nor a row; the same upload
+    then succeeds.
+    """
+    dsn = request.getfixturevalue("pg_dsn") if backend == "postgres" else None
+    data_dir = str(tmp_path / "data")
+    os.makedirs(data_dir)
+    index = RunningIndex(data_dir, database=dsn).start()
+    index.add_user("crash", PASSWORD)
+    dist = wheel(tmp_path, "crashing", "1.0")
+    data = dist.read_bytes()
+    placed = os.path.join(
+        data_dir, "packages", *relative_path(hashlib.blake2b(data, digest_size=32).hexdigest(), dist.name).split("/")
+    )
+    before = rows(backend, data_dir, dsn)
+    with write_lock(backend, data_dir, dsn):
+        thread = threading.Thread(target=lambda: _ignore_errors(send_upload, index, dist, "crashing"), daemon=True)
+        thread.start()
+        # The file is written and linked into place; the commit waits for
+        # the lock.  This is the moment to die.
+        wait_for(lambda: os.path.exists(placed))
+        assert rows(backend, data_dir, dsn) == before
+        index.daemon.kill()
+    thread.join(30)
+    assert os.path.exists(placed), "the kill should have left the uncommitted file behind"
+    index.start()
+    assert not os.path.exists(placed)
+    assert not os.path.exists(placed + ".metadata")
+    assert staged_files(data_dir) == []
+    assert rows(backend, data_dir, dsn) == before
+    assert get(index.simple_url + "crashing/").status == 404
+    assert send_upload(index, dist, "crashing").status == 200
+    assert os.path.exists(placed)
+    assert get(index.simple_url + "crashing/").status == 200
+    index.stop()
+
+
+def _ignore_errors(function: Any, *args: Any) -> None:
+    try:
+        function(*args)
+    except OSError:
+        pass
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[RunningIndex]:
+    data = tmp_path / "data"
+    data.mkdir()
+    running = RunningIndex(str(data)).start()
+    running.add_user("crash", PASSWORD)
+    yield running
+    running.stop()
+
+
+def partial_upload(index: RunningIndex, path: Path, fraction: float) -> socket.socket:
+    """
+    Send the headers and part of an upload's body, and keep the socket.
+    """
+    content_type, body = multipart(
+        upload_fields(path, "partial", "1.0"), [("content", path.name, path.read_bytes(), None)]
+    )
+    host, port = index.url.split("//")[1].rstrip("/").split(":")
+    connection = socket.create_connection((host, int(port)))
+    head = (
+        f"POST /legacy/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in basic("crash", PASSWORD).items())
+        + "\r\n"
+    )
+    connection.sendall(head.encode() + body[: int(len(body) * fraction)])
+    return connection
+
+
+def test_client_gone_mid_body(index: RunningIndex, tmp_path: Path) -> None:
+    """
+    A client that disconnects halfway through its upload leaves no staged
+    file, no stored file and no row.
+    """
+    dist = wheel(tmp_path, "partial", payload=os.urandom(512 * 1024))
+    connection = partial_upload(index, dist, 0.6)
+    wait_for(lambda: staged_files(index.data_dir) != [])
+    connection.close()
+    wait_for(lambda: staged_files(index.data_dir) == [])
+    assert rows("sqlite", index.data_dir, None) == (0, 0)
+    assert not os.path.exists(os.path.join(index.data_dir, "packages")) or not any(
+        names for _, _, names in os.walk(os.path.join(index.data_dir, "packages"))
+    )
+    again = tmp_path / "again"
+    again.mkdir()
+    assert send_upload(index, wheel(again, "partial"), "partial").status == 200
+
+
+def test_kill_mid_body(index: RunningIndex, tmp_path: Path) -> None:
+    """
+    A daemon killed while receiving an upload leaves a partial staged file,
+    which the next start removes.
+    """
+    dist = wheel(tmp_path, "partial", payload=os.urandom(512 * 1024))
+    connection = partial_upload(index, dist, 0.6)
+    wait_for(lambda: staged_files(index.data_dir) != [])
+    index.daemon.kill()
+    connection.close()
+    assert len(staged_files(index.data_dir)) == 1
+    index.start()
+    assert staged_files(index.data_dir) == []
+    assert rows("sqlite", index.data_dir, None) == (0, 0)

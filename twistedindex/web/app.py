@@ -1,0 +1,46 @@
+# -*- test-case-name: tests.test_upload -*-
+"""
+The Klein app: every page and API that is not on the hot path (the simple
+pages, files and JSON API are plain twisted.web resources in
+L{twistedindex.web.root}).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klein import Klein
+from twisted.web.server import Request
+
+from ..config import Settings
+from ..index import PackageIndex
+from .legacy import LegacyAPI
+from .simple import not_found
+
+
+class IndexApp:
+    """
+    Routes to the legacy upload API (and, later, the web pages).
+    """
+
+    app = Klein()
+
+    def __init__(self, index: PackageIndex, settings: Settings) -> None:
+        self.index = index
+        self.settings = settings
+        self.legacy = LegacyAPI(index, settings)
+
+    # The legacy API answers where each client posts: twine and uv at
+    # /legacy/ (PyPI's upload URL), distutils at /pypi (its default), and /.
+    @app.route("/", methods=["POST"])
+    @app.route("/legacy/", methods=["POST", "GET"], strict_slashes=False)
+    @app.route("/pypi", methods=["POST"], strict_slashes=False)
+    def legacy_api(self, request: Request) -> Any:
+        return self.legacy.handle(request)
+
+    @app.route("/", methods=["GET", "HEAD"])
+    @app.route("/pypi", methods=["GET", "HEAD"], strict_slashes=False)
+    def home(self, request: Request) -> Any:
+        if request.args.get(b":action"):
+            return self.legacy.handle(request)
+        return not_found(request)
