@@ -83,6 +83,7 @@ class ProjectDetail:
     project: Project
     releases: list[Release]
     files: list[File]
+    roles: list[tuple[str, str]]
 
 
 @frozen
@@ -196,12 +197,15 @@ class PackageIndex:
     def _external_change(self) -> None:
         self.catch_up().addErrback(lambda f: log.failure("following the journal failed", f))
 
-    def may_have_changed(self) -> bool:
+    def pending_changes(self) -> Deferred[None] | None:
         """
-        Cheap check for the request path: whether L{catch_up} is needed before
-        cached pages can be trusted.
+        For the request path: C{None} when cached pages can be trusted as
+        they are (a cheap check), else a Deferred that fires once the changes
+        other processes committed have reached the observers.
         """
-        return self.store.may_have_changed()
+        if self.store.may_have_changed():
+            return self.catch_up()
+        return None
 
     def catch_up(self) -> Deferred[None]:
         """
@@ -246,7 +250,10 @@ class PackageIndex:
             if project is None:
                 return None
             return ProjectDetail(
-                project, await tx.releases_for_project(project.id), await tx.files_for_project(project.id)
+                project,
+                await tx.releases_for_project(project.id),
+                await tx.files_for_project(project.id),
+                await tx.roles_for_project(project.id),
             )
 
         return await self.store.read(read)

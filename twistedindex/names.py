@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from .errors import InvalidRequest
 
@@ -50,3 +51,14 @@ def check_username(name: str) -> str:
             "and may be at most 50 characters long."
         )
     return name
+
+
+def version_key(version: str) -> tuple[int, Version, str]:
+    """
+    A sort key for version strings: PEP 440 order, with versions that are not
+    PEP 440 (a mirror may carry old ones) first, in string order.
+    """
+    try:
+        return (1, Version(version), version)
+    except InvalidVersion:
+        return (0, Version("0"), version)

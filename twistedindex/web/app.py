@@ -14,8 +14,8 @@ from twisted.web.server import Request
 
 from ..config import Settings
 from ..index import PackageIndex
+from .cache import not_found
 from .legacy import LegacyAPI
-from .simple import not_found
 
 
 class IndexApp:

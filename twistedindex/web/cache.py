@@ -14,9 +14,18 @@ before a change and finished after it cannot put a stale page back.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING
 
-from twisted.web.server import Request
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+if TYPE_CHECKING:
+    from ..index import PackageIndex
+
+log = Logger()
 
 _NO_PROJECT = ""
 
@@ -147,3 +156,105 @@ def serve_page(
         request.setHeader(b"content-length", b"%d" % len(body))
         return b""
     return body
+
+
+class Route:
+    """
+    What a cached resource decided for one request: the page's cache key,
+    its project (for validity), its type, and how to render it when it is
+    not cached (returning C{None} when there is no such page).
+    """
+
+    __slots__ = ("key", "project", "content_type", "render")
+
+    def __init__(
+        self,
+        key: Hashable,
+        project: str,
+        content_type: bytes,
+        render: Callable[[], Awaitable[Page | None]],
+    ) -> None:
+        self.key = key
+        self.project = project
+        self.content_type = content_type
+        self.render = render
+
+
+class CachedPageResource(Resource):
+    """
+    A leaf resource serving pages from a L{PageCache}: a cached, current page
+    is answered at once; otherwise the page is rendered (once other
+    processes' changes have been caught up with), cached and answered.
+
+    Subclasses implement L{route}.
+    """
+
+    isLeaf = True
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    def __init__(self, index: PackageIndex, cache: PageCache) -> None:
+        super().__init__()
+        self.index = index
+        self.cache = cache
+
+    def route(self, request: Request) -> Route | bytes:
+        """
+        Decide what C{request} asks for: a L{Route}, or a finished answer
+        (a redirect, a 404) as the body bytes.
+        """
+        raise NotImplementedError
+
+    def render_GET(self, request: Request) -> bytes | int:
+        route = self.route(request)
+        if isinstance(route, bytes):
+            return route
+        pending = self.index.pending_changes()
+        if pending is None:
+            page = self.cache.get(route.key, route.project)
+            if page is not None:
+                return self._serve(request, page, route)
+        Deferred.fromCoroutine(self._render_later(request, route, pending))
+        return NOT_DONE_YET
+
+    render_HEAD = render_GET
+
+    def _serve(self, request: Request, page: Page, route: Route) -> bytes:
+        headers = self.headers + ((b"x-pypi-last-serial", b"%d" % page.serial),)
+        return serve_page(request, page, route.content_type, headers)
+
+    async def _render_later(self, request: Request, route: Route, pending: Deferred[None] | None) -> None:
+        try:
+            if pending is not None:
+                await pending
+            page = self.cache.get(route.key, route.project)
+            if page is None:
+                page = await route.render()
+                if page is not None:
+                    self.cache.put(route.key, page, route.project)
+            body = self._serve(request, page, route) if page is not None else not_found(request)
+        except Exception:
+            log.failure("rendering {path} failed", path=request.path)
+            request.setResponseCode(500)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            body = b"Internal server error\n"
+        if request.channel is None:
+            return  # the client went away
+        if request.method != b"HEAD":
+            request.setHeader(b"content-length", b"%d" % len(body))
+            request.write(body)
+        request.finish()
+
+
+def redirect(request: Request, location: bytes) -> bytes:
+    request.setResponseCode(301)
+    request.setHeader(b"location", location)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return b"" if request.method == b"HEAD" else b"Moved permanently to " + location + b"\n"
+
+
+def not_found(request: Request, message: str = "Not Found") -> bytes:
+    request.setResponseCode(404)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    body = (message + "\n").encode("utf-8")
+    request.setHeader(b"content-length", b"%d" % len(body))
+    return b"" if request.method == b"HEAD" else body

@@ -21,8 +21,7 @@ from twisted.web.static import File as StaticFile
 
 from ..filestore import METADATA_SUFFIX
 from ..index import PackageIndex
-from .cache import etag_matches
-from .simple import not_found
+from .cache import etag_matches, not_found
 
 log = Logger()
 

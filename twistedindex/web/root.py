@@ -16,6 +16,7 @@ from ..index import PackageIndex
 from .app import IndexApp
 from .cache import PageCache
 from .files import FilesResource
+from .jsonapi import JsonApiResource
 from .simple import SimpleResource
 
 
@@ -34,6 +35,7 @@ class Root(Resource):
             b"simple": SimpleResource(index, self.cache),
             b"packages": FilesResource(index),
         }
+        self._json_api = JsonApiResource(index, self.cache, settings)
         self.app = IndexApp(index, settings)
         self._app_resource = self.app.app.resource()
 
@@ -41,6 +43,8 @@ class Root(Resource):
         child = self._children.get(path)
         if child is not None:
             return child
+        if path == b"pypi" and request.method in (b"GET", b"HEAD") and b"json" in request.postpath[-2:]:
+            return self._json_api
         # Everything else is the Klein app's, which routes on the whole path.
         request.postpath = request.prepath + request.postpath
         request.prepath = []

@@ -19,19 +19,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-from twisted.internet.defer import Deferred
-from twisted.logger import Logger
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import Request
 
 from ..filestore import relative_path
-from ..index import PackageIndex, ProjectDetail, ProjectList
-from ..names import normalize
+from ..index import ProjectDetail, ProjectList
+from ..names import normalize, version_key
 from ..storage.rows import File
-from .cache import Page, PageCache, serve_page
-
-log = Logger()
+from .cache import CachedPageResource, Page, Route, not_found, redirect
 
 API_VERSION = "1.1"
 
@@ -94,13 +88,6 @@ def choose_content_type(accept: str | None, format_param: str | None = None) -> 
     return best
 
 
-def _version_key(version: str) -> tuple[int, Version, str]:
-    try:
-        return (1, Version(version), version)
-    except InvalidVersion:
-        return (0, Version("0"), version)
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -116,7 +103,7 @@ def file_url(file: File) -> str:
 
 
 def sorted_files(detail: ProjectDetail) -> list[File]:
-    return sorted(detail.files, key=lambda f: (_version_key(f.version), f.filename))
+    return sorted(detail.files, key=lambda f: (version_key(f.version), f.filename))
 
 
 def project_html(detail: ProjectDetail) -> bytes:
@@ -171,7 +158,7 @@ def project_json(detail: ProjectDetail) -> bytes:
             "yanked": (file.yanked_reason or True) if file.yanked else False,
         }
         files.append(entry)
-    versions = sorted({release.version for release in detail.releases}, key=_version_key)
+    versions = sorted({release.version for release in detail.releases}, key=version_key)
     return _dumps(
         {
             "meta": {"api-version": API_VERSION, "_last-serial": detail.project.last_serial},
@@ -211,34 +198,14 @@ def _kind(content_type: str) -> str:
     return "json" if content_type == V1_JSON else "html"
 
 
-def redirect(request: Request, location: bytes) -> bytes:
-    request.setResponseCode(301)
-    request.setHeader(b"location", location)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    return b"" if request.method == b"HEAD" else b"Moved permanently to " + location + b"\n"
-
-
-def not_found(request: Request, message: str = "Not Found") -> bytes:
-    request.setResponseCode(404)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    body = (message + "\n").encode("utf-8")
-    request.setHeader(b"content-length", b"%d" % len(body))
-    return b"" if request.method == b"HEAD" else body
-
-
-class SimpleResource(Resource):
+class SimpleResource(CachedPageResource):
     """
     C{/simple/...}: the index page and every project page.
     """
 
-    isLeaf = True
+    headers = _COMMON_HEADERS
 
-    def __init__(self, index: PackageIndex, cache: PageCache) -> None:
-        super().__init__()
-        self._index = index
-        self._cache = cache
-
-    def render_GET(self, request: Request) -> bytes | int:
+    def route(self, request: Request) -> Route | bytes:
         segments = request.postpath
         if not segments:
             return redirect(request, b"simple/")
@@ -250,59 +217,24 @@ class SimpleResource(Resource):
         content_type = choose_content_type(accept.decode("latin-1") if accept else None, format_param)
         kind = _kind(content_type)
         if raw == "":
-            key: tuple[str, str] = ("index", kind)
-            project = ""
-        else:
-            project = normalize(raw)
-            if len(segments) == 1:
-                return redirect(request, project.encode("utf-8") + b"/")
-            if project != raw:
-                return redirect(request, b"../" + project.encode("utf-8") + b"/")
-            key = (project, kind)
-        if not self._index.may_have_changed():
-            page = self._cache.get(key, project)
-            if page is not None:
-                return self._serve(request, page, content_type)
-        Deferred.fromCoroutine(self._render_later(request, key, project, content_type))
-        return NOT_DONE_YET
-
-    render_HEAD = render_GET
-
-    def _serve(self, request: Request, page: Page, content_type: str) -> bytes:
-        serial = b"%d" % page.serial
-        return serve_page(
-            request, page, _CONTENT_TYPES[content_type], _COMMON_HEADERS + ((b"x-pypi-last-serial", serial),)
+            return Route(("index", kind), "", _CONTENT_TYPES[content_type], lambda: self._render_index(kind))
+        project = normalize(raw)
+        if len(segments) == 1:
+            return redirect(request, project.encode("utf-8") + b"/")
+        if project != raw:
+            return redirect(request, b"../" + project.encode("utf-8") + b"/")
+        return Route(
+            (project, kind), project, _CONTENT_TYPES[content_type], lambda: self._render_project(project, kind)
         )
 
-    async def _render_later(self, request: Request, key: tuple[str, str], project: str, content_type: str) -> None:
-        try:
-            body = await self._page_for(request, key, project, content_type)
-        except Exception:
-            log.failure("rendering {path} failed", path=request.path)
-            request.setResponseCode(500)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            body = b"Internal server error\n"
-        if request.channel is None or getattr(request, "_disconnected", False):
-            return
-        if request.method != b"HEAD" and body is not None:
-            request.setHeader(b"content-length", b"%d" % len(body))
-            request.write(body)
-        request.finish()
+    async def _render_index(self, kind: str) -> Page:
+        listing = await self.index.project_list()
+        body = index_json(listing) if kind == "json" else index_html(listing)
+        return Page(body, listing.last_serial, f"index-{kind}")
 
-    async def _page_for(self, request: Request, key: tuple[str, str], project: str, content_type: str) -> bytes:
-        if self._index.may_have_changed():
-            await self._index.catch_up()
-        page = self._cache.get(key, project)
-        if page is None:
-            if project == "":
-                listing = await self._index.project_list()
-                body = index_json(listing) if content_type == V1_JSON else index_html(listing)
-                page = Page(body, listing.last_serial, f"index-{key[1]}")
-            else:
-                detail = await self._index.project_detail(project)
-                if detail is None:
-                    return not_found(request)
-                body = project_json(detail) if content_type == V1_JSON else project_html(detail)
-                page = Page(body, detail.project.last_serial, f"{project}-{key[1]}")
-            self._cache.put(key, page, project)
-        return self._serve(request, page, content_type)
+    async def _render_project(self, project: str, kind: str) -> Page | None:
+        detail = await self.index.project_detail(project)
+        if detail is None:
+            return None
+        body = project_json(detail) if kind == "json" else project_html(detail)
+        return Page(body, detail.project.last_serial, f"{project}-{kind}")
