@@ -58,6 +58,8 @@ def choose_content_type(accept: str | None, format_param: str | None = None) -> 
     never answers 406).
     """
     if format_param:
+        # A "+" left unescaped in the query string arrives as a space.
+        format_param = format_param.strip().replace(" ", "+")
         wanted = _LATEST.get(format_param, format_param)
         return wanted if wanted in _OFFERS else TEXT_HTML
     if not accept:
