@@ -25,7 +25,9 @@ PASSWORD = "installer-password"
 
 
 def upload(index: RunningIndex, path: Path, project: str, version: str) -> None:
-    content_type, body = multipart(upload_fields(path, project, version), [("content", path.name, path.read_bytes(), None)])
+    content_type, body = multipart(
+        upload_fields(path, project, version), [("content", path.name, path.read_bytes(), None)]
+    )
     response = post_form(index.upload_url, content_type, body, basic("ivy", PASSWORD))
     assert response.status == 200, response
 
@@ -50,7 +52,16 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningIndex]:
 
 def pip(*args: str) -> subprocess.CompletedProcess[str]:
     result = run(
-        [sys.executable, "-m", "pip", *args[:1], "--isolated", "--no-cache-dir", "--disable-pip-version-check", *args[1:]],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            *args[:1],
+            "--isolated",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            *args[1:],
+        ],
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -107,8 +118,13 @@ def test_uv_pip_install_reads_json_pages_and_metadata(index: RunningIndex, tmp_p
     try:
         uv("venv", "-q", str(tmp_path / "venv"), cache=tmp_path / "cache")
         uv(
-            "pip", "install", "--python", str(tmp_path / "venv" / "bin" / "python"),
-            "--index-url", recorder.url + "simple/", "needs-dep",
+            "pip",
+            "install",
+            "--python",
+            str(tmp_path / "venv" / "bin" / "python"),
+            "--index-url",
+            recorder.url + "simple/",
+            "needs-dep",
             cache=tmp_path / "cache",
         )
     finally:
@@ -130,8 +146,14 @@ def test_uv_resolution_does_not_download_wheels(index: RunningIndex, tmp_path: P
     recorder = Recorder(index.url)
     try:
         result = uv(
-            "pip", "compile", "--index-url", recorder.url + "simple/", "--python-version", "3.11",
-            str(tmp_path / "requirements.in"), cache=tmp_path / "cache",
+            "pip",
+            "compile",
+            "--index-url",
+            recorder.url + "simple/",
+            "--python-version",
+            "3.11",
+            str(tmp_path / "requirements.in"),
+            cache=tmp_path / "cache",
         )
     finally:
         recorder.close()
@@ -154,8 +176,14 @@ def test_yanked_release_is_skipped_unless_pinned(index: RunningIndex, tmp_path: 
     assert "broken build" in pinned.stdout + pinned.stderr
     (tmp_path / "requirements.in").write_text("yanky\n")
     result = uv(
-        "pip", "compile", "--index-url", index.simple_url, "--python-version", "3.11",
-        str(tmp_path / "requirements.in"), cache=tmp_path / "cache",
+        "pip",
+        "compile",
+        "--index-url",
+        index.simple_url,
+        "--python-version",
+        "3.11",
+        str(tmp_path / "requirements.in"),
+        cache=tmp_path / "cache",
     )
     assert "yanky==1.0" in result.stdout
 

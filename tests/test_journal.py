@@ -35,7 +35,9 @@ def journal(backend: str, data_dir: str, dsn: str | None) -> list[tuple[Any, ...
 
 
 def upload(index: RunningIndex, path: Path, project: str, version: str) -> None:
-    content_type, body = multipart(upload_fields(path, project, version), [("content", path.name, path.read_bytes(), None)])
+    content_type, body = multipart(
+        upload_fields(path, project, version), [("content", path.name, path.read_bytes(), None)]
+    )
     response = post_form(index.upload_url, content_type, body, basic("jo", PASSWORD))
     assert response.status == 200, response
 
@@ -115,6 +117,9 @@ def test_admin_refusals_leave_the_journal_alone(tmp_path: Path) -> None:
         assert (twice.returncode, twice.stderr) == (1, "cheeseshop-admin: error: steady 1.0 is not yanked.\n")
         missing = index.admin("remove", "steady", "9.9", check=False)
         assert missing.stderr == "cheeseshop-admin: error: No release 9.9 of steady.\n"
-        assert [e[3] for e in journal("sqlite", str(tmp_path), None)[len(before) :]] == ["yank release", "unyank release"]
+        assert [e[3] for e in journal("sqlite", str(tmp_path), None)[len(before) :]] == [
+            "yank release",
+            "unyank release",
+        ]
     finally:
         index.stop()

@@ -27,7 +27,9 @@ JSON = "application/vnd.pypi.simple.v1+json"
 
 
 def upload(index: RunningIndex, path: Path, project: str, version: str) -> None:
-    content_type, body = multipart(upload_fields(path, project, version), [("content", path.name, path.read_bytes(), None)])
+    content_type, body = multipart(
+        upload_fields(path, project, version), [("content", path.name, path.read_bytes(), None)]
+    )
     response = post_form(index.upload_url, content_type, body, basic("sam", PASSWORD))
     assert response.status == 200, response
 

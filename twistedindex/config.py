@@ -134,6 +134,14 @@ OPTIONS: tuple[Option, ...] = (
         "Whether anyone may create an account through the upload API (open|closed).",
     ),
     Option(
+        "access-log",
+        "server",
+        "access_log",
+        None,
+        _text,
+        "Write an access log (combined format) to this file; '-' logs through twistd's log. Default: none.",
+    ),
+    Option(
         "data-dir",
         "storage",
         "data_dir",
@@ -175,6 +183,7 @@ class Settings:
     base_url: str | None = None
     max_upload_size: int = 100 * MiB
     registration: str = "closed"
+    access_log: str | None = None
 
     @property
     def sqlite_path(self) -> str:

@@ -159,6 +159,10 @@ class IndexRequest(Request):
 
     def gotLength(self, length: int | None) -> None:
         content_type = self.requestHeaders.getRawHeaders(b"content-type", [b""])[0]
+        # Most requests are GETs with no body: skip the header parsing.
+        if not content_type[:10].lower().startswith(b"multipart/"):
+            super().gotLength(length)
+            return
         boundary = boundary_of(content_type.decode("latin-1"))
         if boundary is None:
             super().gotLength(length)
@@ -230,14 +234,27 @@ class IndexRequest(Request):
 class IndexSite(Site):
     """
     The daemon's HTTP site: its requests stream uploads into C{files}.
+
+    Access logging costs a sixth of a cached page's time when it goes through
+    twisted.logger, so it is off unless asked for: to a file of its own
+    (twisted.web writes combined-format lines to it directly), or with
+    C{"-"} through the daemon's log.
     """
 
     requestFactory = IndexRequest
 
-    def __init__(self, resource: Any, files: FileStore, max_upload_size: int, reactor: Any) -> None:
-        super().__init__(resource, reactor=reactor)
+    def __init__(
+        self, resource: Any, files: FileStore, max_upload_size: int, reactor: Any, access_log: str | None = None
+    ) -> None:
+        log_path = access_log if access_log not in (None, "-") else None
+        super().__init__(resource, logPath=log_path, reactor=reactor)
         self.files = files
         self.max_upload_size = max_upload_size
+        self._access_logging = access_log is not None
+
+    def log(self, request: Request) -> None:
+        if self._access_logging:
+            super().log(request)
 
 
 def upload_form(request: Request) -> UploadForm:
