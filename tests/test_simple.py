@@ -271,3 +271,56 @@ def test_post_to_simple_is_refused(index: RunningIndex) -> None:
     An upload sent to the simple API by mistake is refused, not accepted.
     """
     assert request("POST", index.simple_url, b"x", {"Content-Type": "text/plain"}).status == 405
+
+
+def test_fast_and_ordinary_paths_answer_alike(index: RunningIndex) -> None:
+    """
+    A cached page answered on the fast path carries the same status, headers
+    and body as on the ordinary path (taken here by a non-matching
+    If-None-Match), plain and gzipped, GET and HEAD.
+    """
+    url = index.simple_url + "fancy-name/"
+    get(url)  # cache it
+    for headers in ({}, {"Accept-Encoding": "gzip"}, {"Accept": JSON}):
+        fast = get(url, headers)
+        ordinary = get(url, {**headers, "If-None-Match": '"something-else"'})
+        assert (fast.status, fast.body) == (ordinary.status, ordinary.body)
+        assert {k.lower(): v for k, v in fast.headers.items() if k != "Date"} == {
+            k.lower(): v for k, v in ordinary.headers.items() if k != "Date"
+        }
+        head = request("HEAD", url, headers=headers)
+        assert head.body == b"" and head.headers["Content-Length"] == fast.headers["Content-Length"]
+
+
+def raw_exchange(index: RunningIndex, data: bytes) -> bytes:
+    import socket
+
+    host, port = index.url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(data)
+        received = b""
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return received
+            received += chunk
+
+
+def test_pipelined_and_http10_requests(index: RunningIndex) -> None:
+    """
+    Two requests sent at once on one connection get their two answers in
+    order; an HTTP/1.0 request is answered, then the connection closed.
+    """
+    get(index.simple_url + "fancy-name/")
+    pipelined = (
+        b"GET /simple/fancy-name/ HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /simple/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    answer = raw_exchange(index, pipelined)
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 2
+    assert answer.index(b"Links for fancy-name") < answer.index(b"Simple index")
+    # raw_exchange reads until the server closes the connection.
+    old = raw_exchange(index, b"GET /simple/fancy-name/ HTTP/1.0\r\n\r\n")
+    head, _, body = old.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 OK")
+    assert body.endswith(b"-->\n") and b"Links for fancy-name" in body

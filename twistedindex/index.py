@@ -203,7 +203,9 @@ class PackageIndex:
         they are (a cheap check), else a Deferred that fires once the changes
         other processes committed have reached the observers.
         """
-        if self.store.may_have_changed():
+        # While a catch-up runs, changes are known to be on their way: wait
+        # for them rather than trust the cache.
+        if self.store.may_have_changed() or self._catching_up:
             return self.catch_up()
         return None
 

@@ -178,7 +178,9 @@ def build_service(settings: Settings, reactor: Any) -> CheeseshopService:
     store = open_store(settings, reactor)
     files.open_instance()
     index = PackageIndex(store, files, reactor)
-    site = IndexSite(build_root(index, settings), files, settings.max_upload_size, reactor, settings.access_log)
+    root = build_root(index, settings)
+    site = IndexSite(root, files, settings.max_upload_size, reactor, settings.access_log)
+    site.simple = root.simple
     service = CheeseshopService(store, files, index, reactor)
     for description in settings.listen:
         _Listener(description, serverFromString(reactor, description), site).setServiceParent(service)

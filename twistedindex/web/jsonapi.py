@@ -21,7 +21,7 @@ from ..filestore import relative_path
 from ..index import PackageIndex, ProjectDetail
 from ..names import normalize, version_key
 from ..storage.rows import File, Release
-from .cache import CachedPageResource, Page, PageCache, Route, not_found, redirect
+from .cache import Answer, CachedPageResource, Page, PageCache, Route, not_found, redirect_to
 from .simple import iso_time
 
 _DOWNLOADS = {"last_day": -1, "last_month": -1, "last_week": -1}
@@ -45,27 +45,27 @@ class JsonApiResource(CachedPageResource):
     """
 
     headers = (
-        (b"access-control-allow-origin", b"*"),
-        (b"access-control-expose-headers", b"X-PyPI-Last-Serial"),
-        (b"cache-control", b"max-age=0, must-revalidate, public"),
+        (b"Access-Control-Allow-Origin", b"*"),
+        (b"Access-Control-Expose-Headers", b"X-PyPI-Last-Serial"),
+        (b"Cache-Control", b"max-age=0, must-revalidate, public"),
     )
 
     def __init__(self, index: PackageIndex, cache: PageCache, settings: Settings) -> None:
         super().__init__(index, cache)
         self._base = settings.base_url or ""
 
-    def route(self, request: Request) -> Route | bytes:
+    def route(self, request: Request) -> Route | Answer:
         segments = [s.decode("utf-8", "replace") for s in request.postpath]
         if segments and segments[-1] == "":
             segments.pop()
         if len(segments) not in (2, 3) or segments[-1] != "json":
-            return not_found(request)
+            return not_found
         name = segments[0]
         version = segments[1] if len(segments) == 3 else None
         project = normalize(name)
         if project != name:
             rest = f"/{version}/json" if version else "/json"
-            return redirect(request, f"{self._base}/pypi/{project}{rest}".encode())
+            return redirect_to(f"{self._base}/pypi/{project}{rest}".encode())
         return Route(
             ("json-api", project, version),
             project,

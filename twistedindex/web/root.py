@@ -31,8 +31,9 @@ class Root(Resource):
         self.settings = settings
         self.cache = PageCache()
         index.observe_changes(self.cache.changed)
+        self.simple = SimpleResource(index, self.cache)
         self._children: dict[bytes, Resource] = {
-            b"simple": SimpleResource(index, self.cache),
+            b"simple": self.simple,
             b"packages": FilesResource(index),
         }
         self._json_api = JsonApiResource(index, self.cache, settings)
@@ -51,5 +52,5 @@ class Root(Resource):
         return self._app_resource
 
 
-def build_root(index: PackageIndex, settings: Settings) -> Resource:
+def build_root(index: PackageIndex, settings: Settings) -> Root:
     return Root(index, settings)

@@ -25,7 +25,7 @@ from ..filestore import relative_path
 from ..index import ProjectDetail, ProjectList
 from ..names import normalize, version_key
 from ..storage.rows import File
-from .cache import CachedPageResource, Page, Route, not_found, redirect
+from .cache import Answer, CachedPageResource, Page, Route, not_found, redirect_to
 
 API_VERSION = "1.1"
 
@@ -45,9 +45,9 @@ _CONTENT_TYPES = {
 }
 
 _COMMON_HEADERS = (
-    (b"cache-control", b"max-age=0, must-revalidate, public"),
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-expose-headers", b"X-PyPI-Last-Serial"),
+    (b"Cache-Control", b"max-age=0, must-revalidate, public"),
+    (b"Access-Control-Allow-Origin", b"*"),
+    (b"Access-Control-Expose-Headers", b"X-PyPI-Last-Serial"),
 )
 
 
@@ -207,13 +207,13 @@ class SimpleResource(CachedPageResource):
 
     headers = _COMMON_HEADERS
 
-    def route(self, request: Request) -> Route | bytes:
+    def route(self, request: Request) -> Route | Answer:
         segments = request.postpath
         if not segments:
-            return redirect(request, b"simple/")
+            return redirect_to(b"simple/")
         raw = segments[0].decode("utf-8", "replace")
         if len(segments) > 2 or (len(segments) == 2 and segments[1]):
-            return not_found(request)
+            return not_found
         format_param = request.args.get(b"format", [b""])[0].decode("ascii", "replace") or None
         accept = request.getHeader(b"accept")
         content_type = choose_content_type(accept.decode("latin-1") if accept else None, format_param)
@@ -222,9 +222,9 @@ class SimpleResource(CachedPageResource):
             return Route(("index", kind), "", _CONTENT_TYPES[content_type], lambda: self._render_index(kind))
         project = normalize(raw)
         if len(segments) == 1:
-            return redirect(request, project.encode("utf-8") + b"/")
+            return redirect_to(project.encode("utf-8") + b"/")
         if project != raw:
-            return redirect(request, b"../" + project.encode("utf-8") + b"/")
+            return redirect_to(b"../" + project.encode("utf-8") + b"/")
         return Route(
             (project, kind), project, _CONTENT_TYPES[content_type], lambda: self._render_project(project, kind)
         )
