@@ -10,6 +10,7 @@ environments under the work directory (from PyPI, the first time).
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import http.client
@@ -25,8 +26,7 @@ import tarfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,8 +103,14 @@ def write_sdist(directory: Path, name: str, version: str) -> Path:
         # A fixed gzip mtime keeps the bytes the same on every run.
         import gzip
 
-        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as archive:
-            for member, data in ((f"{base}/PKG-INFO", _metadata(name, version)), (f"{base}/setup.py", b"from setuptools import setup\nsetup()\n")):
+        with (
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped,
+            tarfile.open(fileobj=zipped, mode="w") as archive,
+        ):
+            for member, data in (
+                (f"{base}/PKG-INFO", _metadata(name, version)),
+                (f"{base}/setup.py", b"from setuptools import setup\nsetup()\n"),
+            ):
                 info = tarfile.TarInfo(member)
                 info.size, info.mtime = len(data), 1767225600
                 archive.addfile(info, io.BytesIO(data))
@@ -185,7 +191,7 @@ def upload_all(url: str, dists: list[Dist], headers: dict[str, str], concurrency
                     break
                 dist = queue.pop()
             content_type, body = upload_request(dist)
-            for attempt in range(3):
+            for _attempt in range(3):
                 try:
                     connection.request("POST", path, body, {"Content-Type": content_type, **headers})
                     response = connection.getresponse()
@@ -265,6 +271,17 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# Every server started, so that none outlives the benchmark, even when it
+# fails half-way.
+_RUNNING: list[Server] = []
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_RUNNING):
+        server.stop()
+
+
 @dataclass
 class Server:
     name: str
@@ -286,6 +303,7 @@ class Server:
         self.process = subprocess.Popen(
             self.argv, env=self.env, cwd=self.cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
+        _RUNNING.append(self)
         while True:
             try:
                 status, _ = get(self.probe, timeout=5)
@@ -321,6 +339,8 @@ class Server:
                 return
 
     def stop(self) -> None:
+        if self in _RUNNING:
+            _RUNNING.remove(self)
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -335,8 +355,17 @@ def twistedindex(data_dir: Path, port: int, *args: str, log_path: Path | None = 
     env = clean_env(PYTHONPATH=str(ROOT))
     return Server(
         "twistedindex",
-        [str(BIN / "twistd"), "-n", "--pidfile=", "cheeseshop", "--data-dir", str(data_dir),
-         "--listen", f"tcp:{port}:interface=127.0.0.1", *args],
+        [
+            str(BIN / "twistd"),
+            "-n",
+            "--pidfile=",
+            "cheeseshop",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            f"tcp:{port}:interface=127.0.0.1",
+            *args,
+        ],
         f"http://127.0.0.1:{port}/",
         f"http://127.0.0.1:{port}/simple/",
         env=env,
@@ -348,7 +377,10 @@ def admin(data_dir: Path, *args: str, password: str | None = None) -> str:
     result = subprocess.run(
         [str(BIN / "cheeseshop-admin"), "--data-dir", str(data_dir), *args],
         input=None if password is None else password + "\n",
-        capture_output=True, text=True, env=clean_env(PYTHONPATH=str(ROOT)), check=True,
+        capture_output=True,
+        text=True,
+        env=clean_env(PYTHONPATH=str(ROOT)),
+        check=True,
     )
     return result.stdout
 
@@ -374,9 +406,12 @@ def wrk(url: str, duration: int, connections: int, random_projects: int = 0, pre
     env = dict(os.environ, BENCH_PROJECTS=str(random_projects), BENCH_PREFIX=prefix)
     result = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(WRK_SCRIPT), url],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
-    line = next(l for l in result.stdout.splitlines() if l.startswith("BENCH_JSON "))
+    line = next(text for text in result.stdout.splitlines() if text.startswith("BENCH_JSON "))
     data = json.loads(line[len("BENCH_JSON ") :])
     return WrkResult(data["rps"], data["p50_us"] / 1000, data["p99_us"] / 1000, data["errors"], data["non2xx"])
 
@@ -401,7 +436,9 @@ def venv(work: Path, name: str, *requirements: str) -> Path:
 
 
 def versions(bin_dir: Path, *packages: str) -> str:
-    result = subprocess.run([str(bin_dir / "pip"), "list", "--format=json"], capture_output=True, text=True, env=clean_env())
+    result = subprocess.run(
+        [str(bin_dir / "pip"), "list", "--format=json"], capture_output=True, text=True, env=clean_env()
+    )
     installed = {p["name"].lower(): p["version"] for p in json.loads(result.stdout)}
     return ", ".join(f"{p} {installed.get(p.lower(), '?')}" for p in packages)
 
@@ -451,8 +488,20 @@ def pypiserver(work: Path, packages: Path, port: int, htpasswd: Path | None = No
     auth = ["-P", str(htpasswd), "-a", "update"] if htpasswd else ["-P", ".", "-a", "."]
     return Server(
         "pypiserver",
-        [str(bin_dir / "pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port), "--server", "auto",
-         "--backend", "cached-dir", *auth, str(packages)],
+        [
+            str(bin_dir / "pypi-server"),
+            "run",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--server",
+            "auto",
+            "--backend",
+            "cached-dir",
+            *auth,
+            str(packages),
+        ],
         f"http://127.0.0.1:{port}/",
         f"http://127.0.0.1:{port}/simple/",
         log_path=work / "pypiserver.log",
@@ -462,9 +511,15 @@ def pypiserver(work: Path, packages: Path, port: int, htpasswd: Path | None = No
 def htpasswd(path: Path, user: str, password: str) -> Path:
     bin_dir = venv(path.parent.parent, "pypiserver", "pypiserver[passlib]==2.4.2", "waitress", "watchdog==2.2.1")
     subprocess.run(
-        [str(bin_dir / "python"), "-c",
-         "import sys; from passlib.apache import HtpasswdFile as H; h = H(sys.argv[1], new=True); "
-         "h.set_password(sys.argv[2], sys.argv[3]); h.save()", str(path), user, password],
+        [
+            str(bin_dir / "python"),
+            "-c",
+            "import sys; from passlib.apache import HtpasswdFile as H; h = H(sys.argv[1], new=True); "
+            "h.set_password(sys.argv[2], sys.argv[3]); h.save()",
+            str(path),
+            user,
+            password,
+        ],
         check=True,
     )
     return path
@@ -495,7 +550,9 @@ class Devpi:
         shutil.rmtree(self.serverdir, ignore_errors=True)
         subprocess.run(
             [str(self.bin / "devpi-init"), "--serverdir", str(self.serverdir), "--no-root-pypi"],
-            check=True, capture_output=True, env=clean_env(),
+            check=True,
+            capture_output=True,
+            env=clean_env(),
         )
 
     def _json(self, method: str, path: str, body: dict[str, object], auth: bool = False) -> dict[str, object]:
@@ -530,17 +587,6 @@ class Devpi:
 def report(title: str, rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print(f"\n{title}")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
-
-
-def once(fn: Callable[[], object]) -> Callable[[], object]:
-    done: list[object] = []
-
-    def wrapper() -> object:
-        if not done:
-            done.append(fn())
-        return done[0]
-
-    return wrapper
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))

@@ -48,7 +48,9 @@ from harness import (
 PASSWORD = "bench-password"
 
 
-def measure(server: Server, prefix: str, projects: int, duration: int, connections: int, repeats: int) -> dict[str, object]:
+def measure(
+    server: Server, prefix: str, projects: int, duration: int, connections: int, repeats: int
+) -> dict[str, object]:
     """
     Start-up, idle RSS, then wrk on random project pages and on the index.
     """
@@ -98,7 +100,8 @@ def load_twistedindex(work: Path, dists: list, projects: int) -> Path:
 
     auth = {"Authorization": "Basic " + base64.b64encode(f"bench:{PASSWORD}".encode()).decode()}
     seconds = upload_all(server.url + "legacy/", dists, auth, concurrency=4)
-    log(f"twistedindex: loaded {len(dists)} files through its upload API in {seconds:.0f} s ({len(dists) / seconds:.0f}/s)")
+    rate = len(dists) / seconds
+    log(f"twistedindex: loaded {len(dists)} files through its upload API in {seconds:.0f} s ({rate:.0f}/s)")
     server.stop()
     (data / ".loaded").write_text("")
     return data
@@ -193,8 +196,8 @@ def main() -> int:
             ]
         )
     report(
-        f"Simple API, {args.projects} projects x 5 versions x 2 files; wrk -t2 -c{args.connections} -d{args.duration}s, "
-        f"best of {args.repeats}",
+        f"Simple API, {args.projects} projects x 5 versions x 2 files; "
+        f"wrk -t2 -c{args.connections} -d{args.duration}s, best of {args.repeats}",
         rows,
         ["server", "start-up s", "idle MiB", "loaded MiB", "project req/s", "p99 ms", "/simple/ req/s", "p99 ms"],
     )

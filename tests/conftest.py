@@ -18,6 +18,7 @@ import pytest_twisted
 from twistedindex.config import Settings
 from twistedindex.storage import StartupDatabase, open_store
 
+from .daemon import stop_leftovers
 from .pgserver import PostgresServer, Unavailable
 
 BACKENDS = ["sqlite", "postgres"]
@@ -25,6 +26,16 @@ BACKENDS = ["sqlite", "postgres"]
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_leftover_daemons() -> Iterator[None]:
+    """
+    No daemon outlives the test session, even when a test or a fixture
+    failed before stopping its own.
+    """
+    yield
+    stop_leftovers()
 
 
 @pytest.fixture(scope="session")

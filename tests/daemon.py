@@ -21,6 +21,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 _SERVING = re.compile(r"serving HTTP on (http://\S+/)")
 
+# Every daemon process started by the tests, so that none outlives the
+# session, whatever failed (see stop_leftover_daemons in conftest).
+STARTED: list[subprocess.Popen[str]] = []
+
 
 def tool(name: str) -> str:
     """
@@ -96,6 +100,7 @@ class Daemon:
         self._process = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=self.data_dir
         )
+        STARTED.append(self._process)
         threading.Thread(target=self._read, args=(self._process,), daemon=True).start()
         if not self._serving.wait(timeout):
             self.kill()
@@ -153,6 +158,17 @@ class Daemon:
     def __exit__(self, *exc: object) -> None:
         if self.running:
             self.stop()
+
+
+def stop_leftovers() -> None:
+    """
+    Kill any daemon a test started and did not stop.
+    """
+    for process in STARTED:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    STARTED.clear()
 
 
 class RunningIndex:

@@ -233,13 +233,15 @@ async def _run(reactor: Any, options: AdminOptions) -> None:
         raise SystemExit(f"cheeseshop-admin: error: {e}") from None
     store = open_store(options.settings, reactor)
     await store.start()
+    index = PackageIndex(store, files, reactor)
     try:
         command: Callable[[PackageIndex], Coroutine[Any, Any, None]] = options.subOptions.run
-        await command(PackageIndex(store, files, reactor))
+        await command(index)
     except CheeseshopError as e:
         print(f"cheeseshop-admin: error: {e.message}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
+        index.stop()
         await store.stop()
 
 

@@ -29,6 +29,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from . import accounts, dists
 from . import metadata as core_metadata
@@ -45,6 +46,8 @@ T = TypeVar("T")
 
 OWNER = "Owner"
 MAINTAINER = "Maintainer"
+
+WORKER_THREADS = 2
 
 HELP = "https://pypi.org/help/"
 INVALID_AUTH = f"Invalid or non-existent authentication information. See {HELP}#invalid-auth for more information."
@@ -158,6 +161,10 @@ class PackageIndex:
         self._catch_up_waiters: list[Deferred[None]] = []
         self._catching_up = False
         self._verified_passwords = accounts.VerifiedPasswords()
+        # Slow work (argon2, archive checks, description rendering, fsync)
+        # runs here, on as many threads as a small machine has cores: more
+        # would only fight over the GIL, and argon2 takes 64 MiB per check.
+        self._workers = ThreadPool(minthreads=0, maxthreads=WORKER_THREADS, name="cheeseshop-work")
 
     # Plumbing
 
@@ -166,9 +173,18 @@ class PackageIndex:
 
     def blocking(self, function: Callable[..., T], *args: Any) -> Any:
         """
-        Run slow, blocking work on the reactor's thread pool.
+        Run slow, blocking work on the index's worker threads.
         """
-        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), function, *args)
+        if not self._workers.started:
+            self._workers.start()
+        return deferToThreadPool(self._reactor, self._workers, function, *args)
+
+    def stop(self) -> None:
+        """
+        Stop the worker threads (after the work in hand).
+        """
+        if self._workers.started:
+            self._workers.stop()
 
     def observe_changes(self, observer: Callable[[str, int], None]) -> None:
         """
@@ -489,7 +505,7 @@ class PackageIndex:
         except BaseException:
             await self.blocking(placement.undo)
             raise
-        await self.blocking(placement.done)
+        placement.done()
         log.info(
             "stored {filename} for {project} {version} (uploaded by {user})",
             filename=checked.filename,

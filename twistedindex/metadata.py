@@ -12,6 +12,7 @@ in PyPI's order of importance, becomes the client's message.
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 import typing
 from typing import Any
@@ -286,12 +287,22 @@ def check_description(metadata: Metadata) -> None:
     if not metadata.description:
         return
     content_type = metadata.description_content_type or "text/x-rst"
-    if render_description(metadata.description, content_type) is None:
+    if not _renders(metadata.description, content_type):
         if metadata.description_content_type:
             message = f"The description failed to render for '{content_type}'."
         else:
             message = "The description failed to render in the default format of reStructuredText."
         raise InvalidRequest(f"{message} {DESCRIPTION_HELP}")
+
+
+@functools.lru_cache(maxsize=256)
+def _renders(text: str, content_type: str) -> bool:
+    """
+    Whether a description renders.  A release's wheel and sdist, and its next
+    releases, usually carry the same README; docutils costs milliseconds per
+    render, so the answer is remembered.
+    """
+    return render_description(text, content_type) is not None
 
 
 def render_description(text: str, content_type: str | None) -> str | None:

@@ -154,6 +154,7 @@ class CheeseshopService(MultiService):
 
     async def _stop(self) -> None:
         await DeferredList([Deferred.fromCoroutine(_maybe(s.stopService())) for s in reversed(list(self))])
+        self.index.stop()
         await self.store.stop()
         self.files.close_instance()
 
