@@ -145,3 +145,76 @@ def test_a_normalized_name_belongs_to_its_project(index: RunningIndex, tmp_path:
         == 200
     )
     assert '<a href="first-come/">First_Come</a>' in get(index.simple_url).text
+
+
+def journal_length(index: RunningIndex) -> int:
+    database = sqlite3.connect(str(Path(index.data_dir) / "cheeseshop.sqlite"))
+    try:
+        return int(database.execute("SELECT COUNT(*) FROM journal").fetchone()[0])
+    finally:
+        database.close()
+
+
+def test_identical_reupload_changes_nothing(index: RunningIndex, tmp_path: Path) -> None:
+    """
+    Uploading the same file again answers 200 and writes nothing.
+    """
+    dist = wheel(tmp_path, "again-and-again", "1.0")
+    assert upload(index, dist, "again-and-again", "1.0", "lee").status == 200
+    before = (journal_length(index), get(index.simple_url + "again-and-again/").body)
+    assert upload(index, dist, "again-and-again", "1.0", "lee").status == 200
+    assert (journal_length(index), get(index.simple_url + "again-and-again/").body) == before
+
+
+def test_bearer_token_upload(index: RunningIndex, tmp_path: Path) -> None:
+    """
+    An API token works in an Authorization: Bearer header too.
+    """
+    token = index.token("lee")
+    dist = wheel(tmp_path, "bearer-borne", "1.0")
+    content_type, body = multipart(
+        upload_fields(dist, "bearer-borne", "1.0"), [("content", dist.name, dist.read_bytes(), None)]
+    )
+    response = post_form(index.upload_url, content_type, body, {"Authorization": f"Bearer {token}"})
+    assert response.status == 200
+
+
+def test_maintainers_may_upload(index: RunningIndex, tmp_path: Path) -> None:
+    """
+    A Maintainer of a project may upload to it, as its Owner may.
+    """
+    assert upload(index, wheel(tmp_path, "team-work", "1.0"), "team-work", "1.0", "lee").status == 200
+    assert upload(index, wheel(tmp_path, "team-work", "1.1"), "team-work", "1.1", "max").status == 403
+    database = sqlite3.connect(str(Path(index.data_dir) / "cheeseshop.sqlite"))
+    with database:
+        database.execute(
+            "INSERT INTO roles (project_id, user_id, role) SELECT p.id, u.id, 'Maintainer' "
+            "FROM projects p, users u WHERE p.normalized_name = 'team-work' AND u.name = 'max'"
+        )
+    database.close()
+    assert upload(index, wheel(tmp_path, "team-work", "1.1"), "team-work", "1.1", "max").status == 200
+
+
+def test_reason_phrase_is_latin1_and_one_line(index: RunningIndex, tmp_path: Path) -> None:
+    """
+    A message with characters Latin-1 cannot carry, or line breaks, goes in
+    the reason phrase with those replaced, and whole in the UTF-8 body.
+    """
+    dist = wheel(tmp_path, "namen", "1.0")
+    content_type, body = multipart(
+        upload_fields(dist, "名前\r\nX", "1.0"), [("content", dist.name, dist.read_bytes(), None)]
+    )
+    response = post_form(index.upload_url, content_type, body, basic("lee", PASSWORD))
+    assert response.status == 400
+    assert response.reason.startswith("'??\\r\\nX' is an invalid value for Name. Error: Start and end")
+    assert response.text.startswith("400 '名前\\r\\nX' is an invalid value for Name. Error: Start and end")
+
+
+def test_reason_phrase_strips_line_breaks() -> None:
+    """
+    Line breaks never reach the reason phrase, where they would end the
+    status line early.
+    """
+    from twistedindex.web.errors import reason_phrase
+
+    assert reason_phrase("one\r\ntwo\nthree  four é 名") == "one two three four é ?".encode("latin-1")
