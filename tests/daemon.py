@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -218,3 +220,25 @@ class RunningIndex:
     def token(self, user: str, project: str | None = None) -> str:
         args = ["token", "create", user] + (["--project", project] if project else [])
         return self.admin(*args).stdout.strip().splitlines()[-1]
+
+
+def copy_of_tree(destination: Path) -> Path:
+    """
+    The files a fresh clone of this tree would have (tracked, and new ones
+    not ignored), copied to C{destination}: builds from it see no leftovers
+    such as setuptools' build/ directory.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for name in listed.stdout.splitlines():
+        source = os.path.join(ROOT, name)
+        if os.path.exists(source):
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
