@@ -167,3 +167,47 @@ def test_config_file_settings_are_used_and_the_command_line_wins(tmp_path: Any) 
     with Daemon(str(tmp_path), "--config", str(ini), "--data-dir", str(from_cli), own_settings=True):
         pass
     assert (from_cli / "cheeseshop.sqlite").exists()
+
+
+def test_twist_serves_too(tmp_path: Any) -> None:
+    """
+    `twist cheeseshop` (the foreground runner) serves like `twistd -n`.
+    """
+    import subprocess
+    import threading
+
+    from .daemon import environment
+
+    process = subprocess.Popen(
+        # twist logs JSON unless its output is a terminal; ask for text.
+        [
+            tool("twist"),
+            "--log-format=text",
+            "cheeseshop",
+            "--data-dir",
+            str(tmp_path),
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment(),
+    )
+    found: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "serving HTTP on" in line and not found:
+                found.append(line.split("serving HTTP on ")[1].strip())
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert ready.wait(30)
+        assert status_of(found[0] + "simple/") == 200
+    finally:
+        process.terminate()
+        process.wait(30)
