@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from twistedindex.storage.migrate import SCHEMA_VERSION
+
 from .daemon import Daemon, run, tool, twistd_argv
 
 
@@ -36,7 +38,7 @@ def test_serves_http_on_the_embedded_default(tmp_path: Any) -> None:
         assert status_of(daemon.url + "simple/") == 200
     assert os.path.exists(os.path.join(data_dir, "cheeseshop.sqlite"))
     connection = sqlite3.connect(os.path.join(data_dir, "cheeseshop.sqlite"))
-    assert connection.execute("SELECT version FROM schema_version").fetchone() == (1,)
+    assert connection.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
     connection.close()
 
 
@@ -51,7 +53,7 @@ def test_serves_http_on_postgresql(tmp_path: Any, pg_dsn: str) -> None:
         assert status_of(daemon.url + "simple/") == 200
     with psycopg2.connect(pg_dsn) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT version FROM schema_version")
-        assert cursor.fetchone() == (1,)
+        assert cursor.fetchone() == (SCHEMA_VERSION,)
     assert not os.path.exists(os.path.join(str(tmp_path), "cheeseshop.sqlite"))
 
 
@@ -129,7 +131,7 @@ def test_database_newer_than_the_code_is_refused(tmp_path: Any) -> None:
         connection.execute("UPDATE schema_version SET version = 99")
     line = refusal(tmp_path, "--data-dir", str(tmp_path), "--listen", "tcp:0:interface=127.0.0.1")
     assert line == (
-        "cheeseshop: error: the database has schema version 99, newer than the 1 this twistedindex knows; "
+        f"cheeseshop: error: the database has schema version 99, newer than the {SCHEMA_VERSION} this twistedindex knows; "
         "run a newer twistedindex or restore a backup"
     )
     assert connection.execute("SELECT version FROM schema_version").fetchone() == (99,)

@@ -37,7 +37,8 @@ from .errors import FileExists, Forbidden, InvalidRequest, NotFound, Unauthentic
 from .filestore import FileStore, StagedFile
 from .names import check_project_name, check_username, normalize
 from .storage import IStore, Transaction
-from .storage.rows import File, Project, Release, Token, User
+from .storage.rows import File, JournalEntry, Project, Release, SearchHit, Token, User
+from .storage.search import Query
 from .upload import FileFields, UploadForm, check_file_fields, check_filename, valid_platform_tag
 
 log = Logger()
@@ -283,6 +284,45 @@ class PackageIndex:
 
         async def read(tx: Transaction) -> bool:
             return await tx.file_is_stored(filename, blake2b_256)
+
+        return await self.store.read(read)
+
+    async def search(self, query: Query, limit: int, offset: int = 0) -> list[SearchHit]:
+        """
+        Projects matching C{query}, best first (see L{twistedindex.storage.search}).
+        """
+        return await self.store.read(_ask, "search", query, limit, offset)
+
+    async def browse(self, classifiers: list[str]) -> list[tuple[str, str]]:
+        """
+        C{(project, version)} of the releases carrying all C{classifiers}.
+        """
+        return await self.store.read(_ask, "browse", classifiers)
+
+    async def changelog_since_serial(self, serial: int, limit: int) -> list[tuple[str, str | None, int, str, int]]:
+        """
+        C{(name, version, seconds, action, serial)} after C{serial}.
+        """
+        return await self.store.read(_ask, "changelog_rows", serial, limit)
+
+    async def journal_since_time(self, seconds: float, limit: int) -> list[JournalEntry]:
+        return await self.store.read(_ask, "journal_after_time", int(seconds * 1_000_000), limit)
+
+    async def releases_added_since(self, seconds: float) -> list[tuple[str, str]]:
+        return await self.store.read(_ask, "releases_added_after", int(seconds * 1_000_000))
+
+    async def names_changed_since(self, seconds: float) -> list[str]:
+        return await self.store.read(_ask, "names_changed_after", int(seconds * 1_000_000))
+
+    async def user_projects(self, name: str) -> list[tuple[str, str]]:
+        """
+        C{(role, project)} for each project of the user C{name} (none for an
+        unknown user).
+        """
+
+        async def read(tx: Transaction) -> list[tuple[str, str]]:
+            user = await tx.get_user(name)
+            return await tx.projects_of_user(user.id) if user is not None else []
 
         return await self.store.read(read)
 
@@ -558,6 +598,7 @@ class PackageIndex:
             if release.yanked == yanked and (not yanked or release.yanked_reason == reason):
                 raise InvalidRequest(f"{project.name} {release.version} is {'already' if yanked else 'not'} yanked.")
             await tx.set_release_yanked(release.id, yanked, reason)
+            await tx.refresh_search_document(project.id)
             action = "yank release" if yanked else "unyank release"
             serial = await tx.append_journal(
                 project.name, project.normalized_name, release.version, action, now, actor.name
@@ -598,6 +639,7 @@ class PackageIndex:
             files = await tx.files_for_release(release.id)
             if filename is None:
                 await tx.delete_release(release.id)
+                await tx.refresh_search_document(project.id)
                 serial = await tx.append_journal(
                     project.name, project.normalized_name, release.version, "remove release", now, actor.name
                 )
@@ -845,6 +887,9 @@ async def _record_upload(
             project.id, version, canonicalize_version(version), now, **_release_values(metadata)
         )
         await tx.append_journal(metadata.name, project.normalized_name, version, "new release", now, actor.name)
+        await tx.refresh_search_document(project.id)
+    elif project.name != metadata.name:
+        await tx.refresh_search_document(project.id)
     # Checked before placing the file too; here again, under the write lock.
     if await tx.get_file(checked.filename) is not None or await tx.file_with_blake2b_256(digests.blake2b_256):
         raise _file_exists(checked.filename, digests.blake2b_256)
@@ -893,6 +938,7 @@ async def _record_registration(
         serial = await tx.append_journal(
             metadata.name, project.normalized_name, version, "new release", now, actor.name
         )
+        await tx.refresh_search_document(project.id)
         return project, release, serial
     old = {
         "summary": release.summary,
@@ -910,6 +956,7 @@ async def _record_registration(
     )
     if changed:
         await tx.update_release_metadata(release.id, **values)
+        await tx.refresh_search_document(project.id)
         # pypi-legacy's word for a re-registration that changed metadata.
         serial = await tx.append_journal(
             metadata.name, project.normalized_name, release.version, f"update {', '.join(changed)}", now, actor.name
@@ -919,6 +966,13 @@ async def _record_registration(
 
 async def _journal_since(tx: Transaction, serial: int) -> list[Any]:
     return await tx.journal_since(serial)
+
+
+async def _ask(tx: Transaction, query: str, *args: Any) -> Any:
+    """
+    A transaction of one query, by its name.
+    """
+    return await getattr(tx, query)(*args)
 
 
 def _check_password_rules(password: str) -> None:

@@ -6,8 +6,10 @@ Names of projects and users: how they are checked and compared.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from .errors import InvalidRequest
@@ -62,3 +64,44 @@ def version_key(version: str) -> tuple[int, Version, str]:
         return (1, Version(version), version)
     except InvalidVersion:
         return (0, Version("0"), version)
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def canonical_version(self) -> str: ...
+
+    @property
+    def yanked(self) -> bool: ...
+
+
+V = TypeVar("V", bound=_Versioned)
+
+
+def latest_release(releases: Sequence[V]) -> V:
+    """
+    PyPI's "latest" release: one not yanked before one yanked, a final
+    release before a pre-release, then the highest version.
+    """
+
+    def key(release: V) -> tuple[bool, bool, tuple[int, Version, str]]:
+        sort = version_key(release.version)
+        prerelease = sort[0] == 1 and sort[1].is_prerelease
+        return (not release.yanked, not prerelease, sort)
+
+    return max(releases, key=key)
+
+
+def find_release(releases: Sequence[V], version: str) -> V | None:
+    """
+    The release whose version is exactly C{version}, else the one release
+    equal to it under PEP 440 (C{1.0} finds C{1.0.0}).
+    """
+    for release in releases:
+        if release.version == version:
+            return release
+    canonical = canonicalize_version(version)
+    matches = [r for r in releases if r.canonical_version == canonical]
+    return matches[0] if len(matches) == 1 else None

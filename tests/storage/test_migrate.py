@@ -4,6 +4,7 @@ Schema creation and the refusal of databases newer than the code.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import Any
 
@@ -87,3 +88,100 @@ def test_sqlite_database_is_in_wal_mode(tmp_path: Any) -> None:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         connection.close()
+
+
+def connect(settings: Settings) -> Any:
+    if settings.uses_postgres:
+        import psycopg2
+
+        return psycopg2.connect(settings.database)
+    return sqlite3.connect(settings.sqlite_path, isolation_level=None)
+
+
+def schema(settings: Settings) -> list[tuple[Any, ...]]:
+    """
+    The tables, columns, indexes and triggers of a database, comparable.
+    """
+    connection = connect(settings)
+    try:
+        cursor = connection.cursor()
+        if settings.uses_postgres:
+            cursor.execute(
+                "SELECT table_name, column_name, data_type, is_nullable, column_default "
+                "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
+            )
+            columns = cursor.fetchall()
+            cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1")
+            indexes = cursor.fetchall()
+            cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1")
+            return [*columns, *indexes, *cursor.fetchall()]
+        cursor.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name")
+        return [(kind, name, " ".join(sql.split())) for kind, name, sql in cursor.fetchall()]
+    finally:
+        connection.close()
+
+
+def test_upgrade_from_v1_fills_version_2_data(
+    settings: Settings, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    """
+    A version 1 database with releases is upgraded to a schema equal to a
+    new database's, with each release's classifiers listed and each project
+    indexed for search from its newest release.
+    """
+    from twistedindex.storage import migrate as migration
+
+    database = StartupDatabase(settings)
+    try:
+        if settings.uses_postgres:
+            migration.migrate_postgres(database._connection, target=1)
+        else:
+            migration.migrate_sqlite(database._connection, settings.sqlite_path, target=1)
+    finally:
+        database.close()
+    connection = connect(settings)
+    cursor = connection.cursor()
+    p = "%s" if settings.uses_postgres else "?"
+    cursor.execute(
+        f"INSERT INTO projects (id, name, normalized_name, created) VALUES (1, {p}, {p}, 1)", ("Old.Pkg", "old-pkg")
+    )
+    rows = [
+        (1, "1.0", '{"classifiers": ["Framework :: Twisted"], "keywords": ["old", "pkg"]}', False, "First"),
+        (2, "2.0", '{"classifiers": ["Framework :: Twisted", "Typing :: Typed"]}', False, "Second"),
+        (3, "3.0", "{}", True, "Yanked"),
+    ]
+    for release_id, version, metadata, yanked, summary in rows:
+        cursor.execute(
+            "INSERT INTO releases (id, project_id, version, canonical_version, created, yanked, summary, metadata) "
+            f"VALUES ({p}, 1, {p}, {p}, 1, {p}, {p}, {p})",
+            (release_id, version, version, yanked, summary, metadata),
+        )
+    connection.commit()
+    connection.close()
+    assert migrate(settings) == 1
+    upgraded = schema(settings)
+
+    connection = connect(settings)
+    cursor = connection.cursor()
+    cursor.execute("SELECT release_id, classifier FROM release_classifiers ORDER BY 1, 2")
+    assert [tuple(r) for r in cursor.fetchall()] == [
+        (1, "Framework :: Twisted"),
+        (2, "Framework :: Twisted"),
+        (2, "Typing :: Typed"),
+    ]
+    cursor.execute("SELECT name, version, ordering, summary, keywords FROM search_documents")
+    assert [tuple(r) for r in cursor.fetchall()] == [("Old.Pkg", "2.0", 1, "Second", "")]
+    connection.close()
+
+    os.makedirs(tmp_path / "fresh")
+    if settings.uses_postgres:
+        server = request.getfixturevalue("pg_server")
+        fresh = Settings(data_dir=str(tmp_path / "fresh"), database=server.create_database())
+    else:
+        fresh = Settings(data_dir=str(tmp_path / "fresh"))
+    try:
+        migrate(fresh)
+        assert schema(fresh) == upgraded
+    finally:
+        if settings.uses_postgres:
+            server.drop_database(fresh.database)

@@ -12,7 +12,8 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 
 from twistedindex.storage import Transaction
-from twistedindex.storage.sqlite import TransactionBodyError, _to_qmark
+from twistedindex.storage.sqlite import TransactionBodyError
+from twistedindex.storage.transaction import to_qmark
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -40,4 +41,4 @@ def test_placeholders_are_translated() -> None:
     """
     C{%s} becomes C{?} and C{%%} becomes a literal C{%}.
     """
-    assert _to_qmark("SELECT %s, '%%' WHERE a LIKE %s") == "SELECT ?, '%' WHERE a LIKE ?"
+    assert to_qmark("SELECT %s, '%%' WHERE a LIKE %s") == "SELECT ?, '%' WHERE a LIKE ?"

@@ -2,9 +2,14 @@
 """
 Schema versions and their upgrades.
 
-The schema ships as SQL files: C{schema/<dialect>/v<N>.sql} creates version N
-from nothing, and C{schema/<dialect>/upgrade-to-v<N>.sql} takes version N-1 to
-N.  A one-row C{schema_version} table records where a database stands.
+The schema ships as SQL files: C{schema/<dialect>/v1.sql} creates version 1,
+and C{schema/<dialect>/upgrade-to-v<N>.sql} takes version N-1 to N.  A new
+database is created at version 1 and brought forward by the same steps as an
+old one, so there is one account of each change, and every step is run on
+every fresh database.  A step may also carry a data migration (see
+L{DATA_MIGRATIONS}), written with the same L{Transaction} queries the daemon
+uses.  Each step (SQL, data, version number) commits as one transaction.  A
+one-row C{schema_version} table records where a database stands.
 
 This runs synchronously, from C{makeService}, before anything listens: a
 daemon never serves from a database it has not brought up to date, and a
@@ -14,14 +19,17 @@ database newer than the code is refused.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
 from typing import Any
 
 from twisted.logger import Logger
 
+from .transaction import SyncCursor, Transaction, run_to_end
+
 log = Logger()
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Held while migrating, so that daemons starting together on one PostgreSQL
 # database upgrade it once.
@@ -34,11 +42,36 @@ class SchemaError(Exception):
     """
 
 
+async def _fill_search_and_classifiers(tx: Transaction) -> None:
+    """
+    Version 2: index every project for search, and list every release's
+    classifiers.
+    """
+    for project in await tx.list_projects():
+        for release in await tx.releases_for_project(project.id):
+            await tx.set_release_classifiers(release.id, release.metadata.get("classifiers", []))
+        await tx.refresh_search_document(project.id)
+
+
+# Data migrations by the version they belong to, run after that version's SQL.
+DATA_MIGRATIONS: dict[int, Callable[[Transaction], Awaitable[None]]] = {
+    2: _fill_search_and_classifiers,
+}
+
+
 def schema_sql(dialect: str, name: str) -> str:
     """
     The text of one schema file, e.g. C{schema_sql("sqlite", "v1.sql")}.
     """
     return (resources.files(__package__) / "schema" / dialect / name).read_text(encoding="utf-8")
+
+
+def _steps(dialect: str, found: int, target: int) -> Iterator[tuple[int, str]]:
+    if found == 0:
+        yield 1, schema_sql(dialect, "v1.sql")
+        found = 1
+    for version in range(found + 1, target + 1):
+        yield version, schema_sql(dialect, f"upgrade-to-v{version}.sql")
 
 
 def _too_new(found: int) -> SchemaError:
@@ -48,11 +81,27 @@ def _too_new(found: int) -> SchemaError:
     )
 
 
+def _statements(script: str) -> Iterator[str]:
+    """
+    The statements of an SQLite script, trigger bodies kept whole.
+    """
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        if not pending and line.strip().startswith("--"):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        yield pending
+
+
 def migrate_sqlite(connection: sqlite3.Connection, path: str, target: int = SCHEMA_VERSION) -> int:
     """
-    Create or upgrade an SQLite database to schema version C{target}.
-
-    Before an upgrade the database is copied to C{<path>-backup-v<old>}.
+    Create or upgrade an SQLite database (an autocommit connection) to
+    schema version C{target}.  Before upgrading an existing database, copy it
+    to C{<path>-backup-v<old>}.
 
     :return: the version the database had (0 when it was new).
     """
@@ -62,36 +111,39 @@ def migrate_sqlite(connection: sqlite3.Connection, path: str, target: int = SCHE
     found = connection.execute("SELECT version FROM schema_version").fetchone()[0] if exists else 0
     if found > SCHEMA_VERSION:
         raise _too_new(found)
-    if found == target:
+    if found >= target:
         return found
-    if found == 0:
-        _sqlite_script(connection, schema_sql("sqlite", f"v{target}.sql"), target, create=True)
-        log.info("created an SQLite database at schema version {version}", version=target)
-        return found
-    backup_path = f"{path}-backup-v{found}"
-    with sqlite3.connect(backup_path) as backup:
-        connection.backup(backup)
-    log.info("copied the database to {backup} before upgrading it", backup=backup_path)
-    for version in range(found + 1, target + 1):
-        _sqlite_script(connection, schema_sql("sqlite", f"upgrade-to-v{version}.sql"), version, create=False)
-        log.info("upgraded the database to schema version {version}", version=version)
+    if found > 0:
+        backup_path = f"{path}-backup-v{found}"
+        with sqlite3.connect(backup_path) as backup:
+            connection.backup(backup)
+        log.info("copied the database to {backup} before upgrading it", backup=backup_path)
+    for version, script in _steps("sqlite", found, target):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                connection.execute(statement)
+            _finish_step(connection.cursor(), "sqlite", version)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        log.info("brought the SQLite database to schema version {version}", version=version)
     return found
 
 
-def _sqlite_script(connection: sqlite3.Connection, script: str, version: int, create: bool) -> None:
-    # executescript() runs in autocommit mode; the explicit BEGIN ... COMMIT
-    # makes the whole step one transaction, so a failure leaves the old schema.
-    record = (
-        f"INSERT INTO schema_version (version) VALUES ({version});"
-        if create
-        else f"UPDATE schema_version SET version = {version};"
-    )
-    try:
-        connection.executescript(f"BEGIN;\n{script}\n{record}\nCOMMIT;")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
+def _finish_step(cursor: Any, dialect: str, version: int) -> None:
+    """
+    Run a step's data migration and record its version (in its transaction).
+    """
+    data_migration = DATA_MIGRATIONS.get(version)
+    if data_migration is not None:
+        run_to_end(data_migration(Transaction(SyncCursor(cursor, dialect))))
+    placeholder = "?" if dialect == "sqlite" else "%s"
+    if version == 1:
+        cursor.execute(f"INSERT INTO schema_version (version) VALUES ({placeholder})", (version,))
+    else:
+        cursor.execute(f"UPDATE schema_version SET version = {placeholder}", (version,))
 
 
 def migrate_postgres(connection: Any, target: int = SCHEMA_VERSION) -> int:
@@ -113,23 +165,10 @@ def migrate_postgres(connection: Any, target: int = SCHEMA_VERSION) -> int:
         connection.commit()
         if found > SCHEMA_VERSION:
             raise _too_new(found)
-        if found == target:
-            return found
-        steps: list[tuple[int, str, bool]]
-        if found == 0:
-            steps = [(target, schema_sql("postgres", f"v{target}.sql"), True)]
-        else:
-            steps = [
-                (version, schema_sql("postgres", f"upgrade-to-v{version}.sql"), False)
-                for version in range(found + 1, target + 1)
-            ]
-        for version, script, create in steps:
+        for version, script in _steps("postgres", found, target):
             try:
                 cursor.execute(script)
-                if create:
-                    cursor.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-                else:
-                    cursor.execute("UPDATE schema_version SET version = %s", (version,))
+                _finish_step(cursor, "postgres", version)
                 connection.commit()
             except BaseException:
                 connection.rollback()
@@ -139,12 +178,3 @@ def migrate_postgres(connection: Any, target: int = SCHEMA_VERSION) -> int:
     finally:
         cursor.execute("SELECT pg_advisory_unlock(%s)", (_PG_MIGRATION_LOCK,))
         connection.commit()
-
-
-def sqlite_schema_dump(connection: sqlite3.Connection) -> list[str]:
-    """
-    The schema of an SQLite database as sorted SQL text, to compare an upgraded
-    database with a freshly created one.
-    """
-    rows = connection.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name").fetchall()
-    return [" ".join(row[0].split()) for row in rows]

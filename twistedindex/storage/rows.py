@@ -89,3 +89,12 @@ class JournalEntry:
     timestamp: int
     action: str
     submitted_by: str | None
+
+
+@frozen
+class SearchHit:
+    name: str
+    normalized_name: str
+    version: str
+    summary: str
+    ordering: int

@@ -15,10 +15,9 @@ A body that awaits anything unfinished is stopped with L{TransactionBodyError}.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
@@ -29,7 +28,9 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from .interfaces import IStore
-from .transaction import Transaction
+from .transaction import SyncCursor, Transaction, TransactionBodyError, run_to_end
+
+__all__ = ["SQLiteStore", "TransactionBodyError", "connect"]
 
 log = Logger()
 
@@ -47,63 +48,6 @@ CHECK_INTERVAL = 0.001
 # Seconds a connection waits for another process's write lock (the admin tool,
 # or a second daemon on the same file) before giving up.
 BUSY_TIMEOUT = 30.0
-
-
-class TransactionBodyError(RuntimeError):
-    """
-    A transaction body awaited something other than its transaction's queries.
-    """
-
-
-class _Ready:
-    """
-    An awaitable that is already finished: awaiting it gives C{value} at once.
-    """
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-    def __await__(self) -> Generator[None, None, object]:
-        return self.value
-        yield  # pragma: no cover  (makes this a generator)
-
-
-_PLACEHOLDER = re.compile(r"%(s|%)")
-
-
-def _to_qmark(sql: str) -> str:
-    return _PLACEHOLDER.sub(lambda m: "?" if m.group(1) == "s" else "%", sql)
-
-
-class _SQLiteCursor:
-    """
-    The L{Cursor} shape over a C{sqlite3} cursor, used on the worker thread.
-    """
-
-    dialect = "sqlite"
-    _translated: dict[str, str] = {}
-
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self._cursor = cursor
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Awaitable[object]:
-        translated = self._translated.get(sql)
-        if translated is None:
-            translated = self._translated[sql] = _to_qmark(sql)
-        self._cursor.execute(translated, params)
-        return _Ready(self)
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self._cursor.fetchone()
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self._cursor.fetchall()
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -157,22 +101,12 @@ class _Worker:
         connection = self._thd_connection()
         connection.execute(begin)
         try:
-            result = _run_to_end(body(Transaction(_SQLiteCursor(connection.cursor())), *args))
+            result = run_to_end(body(Transaction(SyncCursor(connection.cursor(), "sqlite")), *args))
         except BaseException:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
         return result
-
-
-def _run_to_end(awaitable: Awaitable[T]) -> T:
-    coroutine = awaitable.__await__()
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    coroutine.close()
-    raise TransactionBodyError("a transaction body awaited something other than its own queries")
 
 
 @implementer(IStore)

@@ -15,11 +15,15 @@ journal's bookkeeping (serials, each project's last serial), nothing more.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Awaitable, Sequence
-from typing import Any, Protocol
+import re
+from collections.abc import Awaitable, Generator, Sequence
+from typing import Any, Protocol, TypeVar
 
-from .rows import File, JournalEntry, Project, Release, Token, User
+from ..names import latest_release, version_key
+from .rows import File, JournalEntry, Project, Release, SearchHit, Token, User
+from .search import Query, compile_query
 
 
 class Cursor(Protocol):
@@ -37,6 +41,86 @@ class Cursor(Protocol):
 
     @property
     def rowcount(self) -> int: ...
+
+
+T = TypeVar("T")
+
+
+class TransactionBodyError(RuntimeError):
+    """
+    A transaction body run synchronously awaited something other than its
+    transaction's queries.
+    """
+
+
+class Ready:
+    """
+    An awaitable that is already finished: awaiting it gives C{value} at once.
+
+    A cursor that executes synchronously returns these, so that a transaction
+    body (an C{async def}) runs to its end in one call of L{run_to_end}.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[None, None, object]:
+        return self.value
+        yield  # pragma: no cover  (makes this a generator)
+
+
+def run_to_end(awaitable: Awaitable[T]) -> T:
+    """
+    Run a transaction body whose cursor executes synchronously.
+
+    :raises TransactionBodyError: if it awaited anything unfinished.
+    """
+    coroutine = awaitable.__await__()
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise TransactionBodyError("a transaction body awaited something other than its own queries")
+
+
+class SyncCursor:
+    """
+    The L{Cursor} shape over a blocking DB-API cursor (sqlite3 or psycopg2),
+    for work done synchronously: migrations, and SQLite's own thread.
+    """
+
+    def __init__(self, cursor: Any, dialect: str) -> None:
+        self._cursor = cursor
+        self.dialect = dialect
+        self._translate = dialect == "sqlite"
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Awaitable[object]:
+        self._cursor.execute(to_qmark(sql) if self._translate else sql, params)
+        return Ready(self)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._cursor.fetchone()  # type: ignore[no-any-return]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._cursor.fetchall()  # type: ignore[no-any-return]
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+
+_PLACEHOLDER = re.compile(r"%(s|%)")
+
+
+@functools.lru_cache(maxsize=1024)
+def to_qmark(sql: str) -> str:
+    """
+    C{%s} placeholders as SQLite's C{?}; C{%%} as a literal C{%}.
+    """
+    return _PLACEHOLDER.sub(lambda m: "?" if m.group(1) == "s" else "%", sql)
 
 
 # PostgreSQL: every journal append is announced on this channel (delivered at
@@ -189,7 +273,9 @@ class Transaction:
 
     async def delete_project(self, project_id: int) -> None:
         # Releases, files, roles and project tokens go with it (ON DELETE
-        # CASCADE); the file registry and the journal stay.
+        # CASCADE); the file registry and the journal stay.  The search
+        # document is deleted here, so that SQLite's full-text trigger runs.
+        await self._run("DELETE FROM search_documents WHERE project_id = %s", (project_id,))
         await self._run("DELETE FROM projects WHERE id = %s", (project_id,))
 
     async def roles_for_project(self, project_id: int) -> list[tuple[str, str]]:
@@ -282,6 +368,7 @@ class Transaction:
             ),
         )
         assert row is not None
+        await self.set_release_classifiers(row[0], (metadata or {}).get("classifiers", []))
         return Release(
             row[0],
             project_id,
@@ -318,6 +405,17 @@ class Transaction:
                 release_id,
             ),
         )
+        await self.set_release_classifiers(release_id, metadata.get("classifiers", []))
+
+    async def set_release_classifiers(self, release_id: int, classifiers: Sequence[str]) -> None:
+        """
+        Record a release's classifiers for L{browse}.
+        """
+        await self._run("DELETE FROM release_classifiers WHERE release_id = %s", (release_id,))
+        for classifier in sorted(set(classifiers)):
+            await self._run(
+                "INSERT INTO release_classifiers (release_id, classifier) VALUES (%s, %s)", (release_id, classifier)
+            )
 
     async def set_release_yanked(self, release_id: int, yanked: bool, reason: str | None) -> None:
         """
@@ -468,6 +566,20 @@ class Transaction:
             params += (limit,)
         return [JournalEntry(*row) for row in await self._all(sql, params)]
 
+    async def changelog_rows(self, serial: int, limit: int) -> list[tuple[str, str | None, int, str, int]]:
+        """
+        C{(name, version, timestamp in seconds, action, serial)} of the entries
+        after C{serial}, oldest first: what mirrors ask for, many at a time, as
+        plain tuples.
+        """
+        rows = await self._all(
+            "SELECT name, version, timestamp, action, serial FROM journal WHERE serial > %s ORDER BY serial LIMIT %s",
+            (serial, limit),
+        )
+        return [
+            (name, version, timestamp // 1_000_000, action, number) for name, version, timestamp, action, number in rows
+        ]
+
     async def journal_for_project(self, normalized_name: str) -> list[JournalEntry]:
         rows = await self._all(self._JOURNAL_SELECT + "WHERE normalized_name = %s ORDER BY serial", (normalized_name,))
         return [JournalEntry(*row) for row in rows]
@@ -483,3 +595,115 @@ class Transaction:
         """
         rows = await self._all("SELECT normalized_name, last_serial FROM projects")
         return {row[0]: int(row[1]) for row in rows}
+
+    async def journal_after_time(self, timestamp: int, limit: int | None = None) -> list[JournalEntry]:
+        """
+        Entries made after C{timestamp} (microseconds), oldest first.
+        """
+        sql = self._JOURNAL_SELECT + "WHERE timestamp > %s ORDER BY serial"
+        params: tuple[Any, ...] = (timestamp,)
+        if limit is not None:
+            sql += " LIMIT %s"
+            params += (limit,)
+        return [JournalEntry(*row) for row in await self._all(sql, params)]
+
+    async def releases_added_after(self, timestamp: int) -> list[tuple[str, str]]:
+        """
+        C{(project name, version)} of the releases created after C{timestamp}
+        that still exist, newest first.
+        """
+        rows = await self._all(
+            "SELECT p.name, r.version FROM journal j "
+            "JOIN projects p ON p.normalized_name = j.normalized_name "
+            "JOIN releases r ON r.project_id = p.id AND r.version = j.version "
+            "WHERE j.action = 'new release' AND j.timestamp > %s ORDER BY j.serial DESC",
+            (timestamp,),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def names_changed_after(self, timestamp: int) -> list[str]:
+        """
+        The names in journal entries made after C{timestamp}, each once.
+        """
+        rows = await self._all(
+            "SELECT name, MIN(serial) FROM journal WHERE timestamp > %s GROUP BY name ORDER BY MIN(serial)",
+            (timestamp,),
+        )
+        return [row[0] for row in rows]
+
+    # Search
+
+    async def refresh_search_document(self, project_id: int) -> None:
+        """
+        Make a project's search document that of its newest release (PyPI's
+        "latest": see L{latest_release}), or remove it if there is none.
+        """
+        await self._run("DELETE FROM search_documents WHERE project_id = %s", (project_id,))
+        project = await self.get_project_by_id(project_id)
+        releases = await self.releases_for_project(project_id) if project is not None else []
+        if project is None or not releases:
+            return
+        latest = latest_release(releases)
+        ordering = sorted(releases, key=lambda r: version_key(r.version)).index(latest)
+        metadata = latest.metadata
+
+        def text(name: str) -> str:
+            value = metadata.get(name)
+            if isinstance(value, list):
+                return ", ".join(str(v) for v in value)
+            return str(value) if value else ""
+
+        await self._run(
+            "INSERT INTO search_documents (project_id, normalized_name, name, version, ordering, summary, "
+            "keywords, description, author, author_email, maintainer, maintainer_email, home_page, license, "
+            "platform, download_url) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                project_id,
+                project.normalized_name,
+                project.name,
+                latest.version,
+                ordering,
+                latest.summary or "",
+                text("keywords"),
+                latest.description or "",
+                text("author"),
+                text("author_email"),
+                text("maintainer"),
+                text("maintainer_email"),
+                text("home_page"),
+                text("license") or text("license_expression"),
+                text("platforms"),
+                text("download_url"),
+            ),
+        )
+
+    async def search(self, query: Query, limit: int, offset: int = 0) -> list[SearchHit]:
+        """
+        The projects matching C{query}, best first.
+        """
+        where, where_params, rank, rank_params = compile_query(query, self.dialect)
+        ranking = f"{rank}, " if rank else ""
+        rows = await self._all(
+            "SELECT d.name, d.normalized_name, d.version, d.summary, d.ordering FROM search_documents d "
+            f"WHERE {where} ORDER BY (d.normalized_name = %s) DESC, {ranking}d.normalized_name LIMIT %s OFFSET %s",
+            (*where_params, query.exact_name(), *rank_params, limit, offset),
+        )
+        return [SearchHit(*row) for row in rows]
+
+    async def browse(self, classifiers: Sequence[str]) -> list[tuple[str, str]]:
+        """
+        C{(project name, version)} of the releases carrying every one of
+        C{classifiers}.
+        """
+        wanted = sorted(set(classifiers))
+        if not wanted:
+            return []
+        placeholders = ", ".join(["%s"] * len(wanted))
+        rows = await self._all(
+            "SELECT p.name, r.version FROM releases r JOIN projects p ON p.id = r.project_id "
+            "WHERE r.id IN (SELECT release_id FROM release_classifiers "
+            f"WHERE classifier IN ({placeholders}) GROUP BY release_id HAVING COUNT(*) = %s) "
+            "ORDER BY p.normalized_name, r.id",
+            (*wanted, len(wanted)),
+        )
+        return [(row[0], row[1]) for row in rows]

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from packaging.utils import canonicalize_version
-from packaging.version import Version
 from twisted.web.server import Request
 
 from ..config import Settings
 from ..filestore import relative_path
 from ..index import PackageIndex, ProjectDetail
-from ..names import normalize, version_key
+from ..names import find_release, latest_release, normalize, version_key
 from ..storage.rows import File, Release
 from .cache import Answer, CachedPageResource, Page, PageCache, Route, not_found, redirect_to
 from .simple import iso_time
@@ -157,29 +155,3 @@ class JsonApiResource(CachedPageResource):
                 for r in sorted(detail.releases, key=lambda r: version_key(r.version))
             }
         return document
-
-
-def latest_release(releases: list[Release]) -> Release:
-    """
-    PyPI's "latest": a release that is not yanked before one that is, a
-    final release before a pre-release, then the highest version.
-    """
-
-    def key(release: Release) -> tuple[bool, bool, tuple[int, Version, str]]:
-        sort = version_key(release.version)
-        prerelease = sort[0] == 1 and sort[1].is_prerelease
-        return (not release.yanked, not prerelease, sort)
-
-    return max(releases, key=key)
-
-
-def find_release(releases: list[Release], version: str) -> Release | None:
-    """
-    The release by its exact version string, else by PEP 440 equality.
-    """
-    for release in releases:
-        if release.version == version:
-            return release
-    canonical = canonicalize_version(version)
-    matches = [r for r in releases if r.canonical_version == canonical]
-    return matches[0] if len(matches) == 1 else None

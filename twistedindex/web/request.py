@@ -38,6 +38,10 @@ MiB = 1024 * 1024
 # Room for the text fields (metadata, long descriptions) beside the file.
 FORM_FIELDS_LIMIT = 8 * MiB
 
+# The largest body of any other request (an XML-RPC call, a form), as PyPI's
+# XML-RPC limit: these are read whole.
+OTHER_BODY_LIMIT = 10 * MiB
+
 # After refusing an upload mid-body, read (and drop) what the client is still
 # sending for at most this long, so that it gets to read the refusal instead
 # of a connection reset; then close.
@@ -161,6 +165,7 @@ class IndexRequest(Request):
     upload: UploadReceiver | None = None
     _refused = False
     _linger: IDelayedCall | None = None
+    _body_size = 0
 
     def process(self) -> None:
         # The fast path for the hottest requests (see
@@ -194,6 +199,9 @@ class IndexRequest(Request):
         content_type = self.requestHeaders.getRawHeaders(b"content-type", [b""])[0]
         # Most requests are GETs with no body: skip the header parsing.
         if not content_type[:10].lower().startswith(b"multipart/"):
+            if length is not None and length > OTHER_BODY_LIMIT:
+                self._refuse(TooLarge(f"The request body is larger than {OTHER_BODY_LIMIT // MiB} MiB."))
+                return
             super().gotLength(length)
             return
         boundary = boundary_of(content_type.decode("latin-1"))
@@ -213,6 +221,10 @@ class IndexRequest(Request):
         if self._refused:
             return
         if self.upload is None:
+            self._body_size += len(data)
+            if self._body_size > OTHER_BODY_LIMIT:
+                self._refuse(TooLarge(f"The request body is larger than {OTHER_BODY_LIMIT // MiB} MiB."))
+                return
             super().handleContentChunk(data)
             return
         self.upload.feed(data)

@@ -13,6 +13,7 @@ from twisted.web.server import Request
 
 from ..config import Settings
 from ..index import PackageIndex
+from ..rpc import IndexXMLRPC, wants_xmlrpc
 from .app import IndexApp
 from .cache import PageCache
 from .files import FilesResource
@@ -32,9 +33,11 @@ class Root(Resource):
         self.cache = PageCache()
         index.observe_changes(self.cache.changed)
         self.simple = SimpleResource(index, self.cache)
+        self.xmlrpc = IndexXMLRPC(index, settings)
         self._children: dict[bytes, Resource] = {
             b"simple": self.simple,
             b"packages": FilesResource(index),
+            b"RPC2": self.xmlrpc,
         }
         self._json_api = JsonApiResource(index, self.cache, settings)
         self.app = IndexApp(index, settings)
@@ -44,8 +47,13 @@ class Root(Resource):
         child = self._children.get(path)
         if child is not None:
             return child
-        if path == b"pypi" and request.method in (b"GET", b"HEAD") and b"json" in request.postpath[-2:]:
-            return self._json_api
+        if path == b"pypi":
+            if request.method in (b"GET", b"HEAD") and b"json" in request.postpath[-2:]:
+                return self._json_api
+            # PyPI's rule: a POST of text/xml to /pypi is XML-RPC (pip
+            # search, bandersnatch); the rest goes to the upload API.
+            if wants_xmlrpc(request) and request.postpath in ([], [b""]):
+                return self.xmlrpc
         # Everything else is the Klein app's, which routes on the whole path.
         request.postpath = request.prepath + request.postpath
         request.prepath = []
