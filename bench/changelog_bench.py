@@ -29,7 +29,15 @@ def journal_rows(count: int):  # type: ignore[no-untyped-def]
     for serial in range(1, count + 1):
         project = f"proj-{serial // 20:05d}"
         action = actions[min(serial % 20, 3)].format(name=project.replace("-", "_"))
-        yield serial, project, project, None if serial % 20 < 2 else "1.0", 1_700_000_000_000_000 + serial * 1000, action, "bench"
+        yield (
+            serial,
+            project,
+            project,
+            None if serial % 20 < 2 else "1.0",
+            1_700_000_000_000_000 + serial * 1000,
+            action,
+            "bench",
+        )
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from twistedindex.filestore import relative_path
-from twistedindex.storage.postgres import WRITE_LOCK
+from twistedindex.storage.transaction import WRITE_LOCK
 
 from .daemon import RunningIndex
 from .distributions import multipart, upload_fields, wheel
@@ -91,6 +91,26 @@ def staged_files(data_dir: str) -> list[str]:
     return found
 
 
+def start_index(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[RunningIndex, str, str | None]:
+    """
+    A daemon on C{backend} with a fresh data directory and the user "crash".
+    """
+    dsn = request.getfixturevalue("pg_dsn") if backend == "postgres" else None
+    data_dir = str(tmp_path / "data")
+    os.makedirs(data_dir)
+    index = RunningIndex(data_dir, database=dsn).start()
+    index.add_user("crash", PASSWORD)
+    return index, data_dir, dsn
+
+
+def sha(dist: Path) -> str:
+    return hashlib.blake2b(dist.read_bytes(), digest_size=32).hexdigest()
+
+
+def stored_path(data_dir: str, dist: Path) -> str:
+    return os.path.join(data_dir, "packages", *relative_path(sha(dist), dist.name).split("/"))
+
+
 def send_upload(index: RunningIndex, path: Path, project: str) -> Any:
     content_type, body = multipart(
         upload_fields(path, project, "1.0"), [("content", path.name, path.read_bytes(), None)]
@@ -99,42 +119,57 @@ def send_upload(index: RunningIndex, path: Path, project: str) -> Any:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_kill_between_file_write_and_commit(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_kill_while_waiting_to_commit(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """
-    A daemon killed after the file is in place but before its row commits
-    leaves, after a restart, neither the file nor a row; the same upload
-    then succeeds.
+    A daemon killed after the upload is received and prepared, while its
+    transaction waits for the write lock, leaves (after a restart) neither
+    the file nor a row nor a record; the same upload then succeeds.
     """
-    dsn = request.getfixturevalue("pg_dsn") if backend == "postgres" else None
-    data_dir = str(tmp_path / "data")
-    os.makedirs(data_dir)
-    index = RunningIndex(data_dir, database=dsn).start()
-    index.add_user("crash", PASSWORD)
+    index, data_dir, dsn = start_index(backend, tmp_path, request)
     dist = wheel(tmp_path, "crashing", "1.0")
-    data = dist.read_bytes()
-    placed = os.path.join(
-        data_dir, "packages", *relative_path(hashlib.blake2b(data, digest_size=32).hexdigest(), dist.name).split("/")
-    )
+    placed = stored_path(data_dir, dist)
     before = rows(backend, data_dir, dsn)
     with write_lock(backend, data_dir, dsn):
         thread = threading.Thread(target=lambda: _ignore_errors(send_upload, index, dist, "crashing"), daemon=True)
         thread.start()
-        # The file is written and linked into place; the commit waits for
-        # the lock.  This is the moment to die.
-        wait_for(lambda: os.path.exists(placed))
+        # The file and its METADATA are prepared beside their record; the
+        # transaction that would link them waits for the lock.  Die now.
+        wait_for(
+            lambda: sorted(os.path.basename(p) for p in staged_files(data_dir)) == [dist.name, dist.name + ".metadata"]
+        )
         assert rows(backend, data_dir, dsn) == before
+        assert not os.path.exists(placed)
         index.daemon.kill()
     thread.join(30)
-    assert os.path.exists(placed), "the kill should have left the uncommitted file behind"
     index.start()
-    assert not os.path.exists(placed)
-    assert not os.path.exists(placed + ".metadata")
     assert staged_files(data_dir) == []
+    assert not os.path.exists(placed)
     assert rows(backend, data_dir, dsn) == before
     assert get(index.simple_url + "crashing/").status == 404
     assert send_upload(index, dist, "crashing").status == 200
     assert os.path.exists(placed)
     assert get(index.simple_url + "crashing/").status == 200
+    index.stop()
+
+
+def test_a_leftover_file_at_the_path_is_replaced(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """
+    A file at an upload's path that no row holds (left by a crash, or by a
+    failed upload whose settling failed too) does not block the upload: it
+    is replaced, and the stored bytes are the upload's.
+    """
+    index, data_dir, _ = start_index("sqlite", tmp_path, request)
+    dist = wheel(tmp_path, "leftover", "1.0")
+    placed = stored_path(data_dir, dist)
+    os.makedirs(os.path.dirname(placed))
+    Path(placed).write_bytes(b"half a file")
+    Path(placed + ".metadata").write_bytes(b"stale")
+    response = send_upload(index, dist, "leftover")
+    assert response.status == 200, response.body
+    assert Path(placed).read_bytes() == dist.read_bytes()
+    assert Path(placed + ".metadata").read_bytes().startswith(b"Metadata-Version")
+    assert get(index.url + "packages/" + relative_path(sha(dist), dist.name)).body == dist.read_bytes()
+    assert staged_files(data_dir) == []
     index.stop()
 
 
@@ -207,3 +242,35 @@ def test_kill_mid_body(index: RunningIndex, tmp_path: Path) -> None:
     index.start()
     assert staged_files(index.data_dir) == []
     assert rows("sqlite", index.data_dir, None) == (0, 0)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_concurrent_identical_uploads(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """
+    The same file uploaded by eight clients at once: every one is told it
+    succeeded, one row and one file are stored, and nothing is left staged.
+    """
+    index, data_dir, dsn = start_index(backend, tmp_path, request)
+    dist = wheel(tmp_path, "together", "1.0")
+    before = rows(backend, data_dir, dsn)
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def client() -> None:
+        barrier.wait()
+        statuses.append(send_upload(index, dist, "together").status)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert statuses == [200] * 8
+    files, journal = rows(backend, data_dir, dsn)
+    assert files == before[0] + 1
+    assert journal == before[1] + 4  # create, add Owner, new release, add file
+    stored = [os.path.join(d, n) for d, _, names in os.walk(os.path.join(data_dir, "packages")) for n in names]
+    assert sorted(os.path.basename(p) for p in stored) == [dist.name, dist.name + ".metadata"]
+    assert Path(stored_path(data_dir, dist)).read_bytes() == dist.read_bytes()
+    assert staged_files(data_dir) == []
+    index.stop()

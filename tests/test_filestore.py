@@ -31,10 +31,14 @@ def all_files(root: str) -> list[str]:
     return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs if f != ".lock")
 
 
-def test_digests_and_place(tmp_path: Any) -> None:
+WHEEL = "demo-1.0-py3-none-any.whl"
+
+
+def test_digests_prepare_and_link(tmp_path: Any) -> None:
     """
-    A staged file's digests are those of its bytes, and placing it puts it,
-    with its METADATA, at the content-addressed path.
+    A staged file's digests are those of its bytes; preparing and linking it
+    puts it, with its METADATA, at the content-addressed path; done forgets
+    the record.
     """
     store = FileStore(str(tmp_path))
     file = staged(store)
@@ -43,10 +47,13 @@ def test_digests_and_place(tmp_path: Any) -> None:
     assert file.digests.md5 == hashlib.md5(CONTENT).hexdigest()
     assert file.digests.blake2b_256 == B2
     assert file.blake2b_512() == hashlib.blake2b(CONTENT).hexdigest()
-    placement = store.place(file, "demo-1.0-py3-none-any.whl", metadata=b"Metadata-Version: 2.1\n")
+    placement = store.prepare(file, WHEEL, metadata=b"Metadata-Version: 2.1\n")
+    assert all_files(store.root) == []  # nothing visible before link()
+    file.discard()  # a prepared file belongs to its placement: no effect
+    placement.link()
     placement.done()
-    path = store.path(B2, "demo-1.0-py3-none-any.whl")
-    assert path == os.path.join(str(tmp_path), "packages", *relative_path(B2, "demo-1.0-py3-none-any.whl").split("/"))
+    path = store.path(B2, WHEEL)
+    assert path == os.path.join(str(tmp_path), "packages", *relative_path(B2, WHEEL).split("/"))
     assert relative_path(B2, "x.whl") == f"{B2[:2]}/{B2[2:4]}/{B2[4:]}/x.whl"
     with open(path, "rb") as f:
         assert f.read() == CONTENT
@@ -60,56 +67,76 @@ def test_undo_removes_what_was_placed(tmp_path: Any) -> None:
     When the row does not commit, undo leaves no trace of the file.
     """
     store = FileStore(str(tmp_path))
-    placement = store.place(staged(store), "demo-1.0.tar.gz")
+    placement = store.prepare(staged(store), "demo-1.0.tar.gz")
+    placement.link()
     placement.undo()
     assert all_files(store.root) == []
     assert all_files(store.tmp) == []
+    assert os.listdir(store.root) == []  # emptied directories go too
 
 
-def test_placing_over_a_stored_file_fails_and_keeps_it(tmp_path: Any) -> None:
+def test_link_replaces_a_leftover_and_undo_spares_other_files(tmp_path: Any) -> None:
     """
-    Placing a second file at a taken path raises and leaves the first file
-    untouched, even when the second attempt is undone.
+    A file left at a path by an upload that never committed is replaced when
+    the next upload of that file links; undoing the first placement then
+    leaves the second's file alone.
     """
     store = FileStore(str(tmp_path))
-    store.place(staged(store), "demo-1.0.tar.gz").done()
-    with pytest.raises(FileExistsError):
-        store.place(staged(store), "demo-1.0.tar.gz")
+    first = store.prepare(staged(store), "demo-1.0.tar.gz")
+    first.link()
+    second = store.prepare(staged(store), "demo-1.0.tar.gz")
+    second.link()
+    assert os.path.samefile(store.path(B2, "demo-1.0.tar.gz"), second.links[0][0])
+    first.undo()
+    second.done()
     with open(store.path(B2, "demo-1.0.tar.gz"), "rb") as f:
         assert f.read() == CONTENT
     assert all_files(store.tmp) == []
 
 
-def test_remove(tmp_path: Any) -> None:
+def test_removal(tmp_path: Any) -> None:
     """
-    Removing a stored file deletes it and its METADATA.
+    A planned removal deletes a stored file and its METADATA when done, and
+    only the files whose rows are gone when told which are still stored.
     """
     store = FileStore(str(tmp_path))
-    store.place(staged(store), "demo-1.0-py3-none-any.whl", metadata=b"M").done()
-    store.remove(B2, "demo-1.0-py3-none-any.whl")
-    assert all_files(store.root) == []
+    for name in (WHEEL, "demo-1.0.tar.gz"):
+        placement = store.prepare(staged(store), name, metadata=b"M" if name == WHEEL else None)
+        placement.link()
+        placement.done()
+    removal = store.plan_removal([(B2, WHEEL), (B2, "demo-1.0.tar.gz")])
+    assert removal.done(lambda filename, b2: filename == "demo-1.0.tar.gz") == 1
+    assert all_files(store.root) == [relative_path(B2, "demo-1.0.tar.gz")]
+    store.plan_removal([(B2, "demo-1.0.tar.gz")]).done()
+    assert all_files(store.root) == [] and all_files(store.tmp) == []
 
 
-# A process that stages and places a file the way an upload does, then dies
-# (os._exit, no clean-up) at the step named on its command line.
+# A process that stages, prepares and links a file the way an upload does,
+# or plans a removal, then dies (os._exit, no clean-up) at the named step.
 CRASHER = """
 import os, sys
 from twistedindex.filestore import FileStore
 store = FileStore(sys.argv[1])
 step = sys.argv[2]
+if step == "removing":
+    store.plan_removal([(sys.argv[3], "demo-1.0-py3-none-any.whl")])
+    os._exit(9)
 file = store.stage()
 file.write(b"wheel bytes " * 1000)
 if step == "receiving":
     os._exit(9)
 file.finish()
-placement = store.place(file, "demo-1.0-py3-none-any.whl", metadata=b"META")
+placement = store.prepare(file, "demo-1.0-py3-none-any.whl", metadata=b"META")
+if step == "prepared":
+    os._exit(9)
+placement.link()
 os._exit(9)
 """
 
 
 def crash_at(data_dir: str, step: str) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    result = subprocess.run([sys.executable, "-c", CRASHER, data_dir, step], env=env)
+    result = subprocess.run([sys.executable, "-c", CRASHER, data_dir, step, B2], env=env)
     assert result.returncode == 9
 
 
@@ -126,33 +153,62 @@ def test_recovery_removes_a_partial_reception(tmp_path: Any) -> None:
     assert all_files(store.tmp) == [] and os.listdir(store.tmp) == []
 
 
-def test_recovery_removes_a_placed_file_whose_row_never_committed(tmp_path: Any) -> None:
+def test_recovery_removes_a_prepared_file(tmp_path: Any) -> None:
     """
-    A process killed after placing a file but before its row committed leaves
+    A process killed after preparing a file, before its transaction linked
+    it, leaves only the record, which recovery removes.
+    """
+    crash_at(str(tmp_path), "prepared")
+    store = FileStore(str(tmp_path))
+    assert all_files(store.root) == [] and len(all_files(store.tmp)) == 2
+    report = store.recover(lambda filename, b2: False)
+    assert (report.partial_removed, report.uncommitted_removed, report.committed_kept) == (0, 0, 0)
+    assert all_files(store.tmp) == [] and os.listdir(store.tmp) == []
+
+
+def test_recovery_removes_a_linked_file_whose_row_never_committed(tmp_path: Any) -> None:
+    """
+    A process killed after linking a file but before its row committed leaves
     the file in place; recovery finds no row and removes it and its METADATA.
     """
-    crash_at(str(tmp_path), "placed")
+    crash_at(str(tmp_path), "linked")
     store = FileStore(str(tmp_path))
-    assert all_files(store.root) == sorted(
-        [relative_path(B2, "demo-1.0-py3-none-any.whl"), relative_path(B2, "demo-1.0-py3-none-any.whl.metadata")]
-    )
+    assert all_files(store.root) == sorted([relative_path(B2, WHEEL), relative_path(B2, WHEEL + ".metadata")])
     asked: list[tuple[str, str]] = []
     report = store.recover(lambda filename, b2: asked.append((filename, b2)) or False)
     assert report.uncommitted_removed == 2
-    assert set(asked) == {("demo-1.0-py3-none-any.whl", B2)}
+    assert set(asked) == {(WHEEL, B2)}
     assert all_files(store.root) == [] and all_files(store.tmp) == []
 
 
 def test_recovery_keeps_a_file_whose_row_committed(tmp_path: Any) -> None:
     """
-    A process killed after the commit but before it forgot its staged names
-    leaves a committed file; recovery keeps it and drops the staged names.
+    A process killed after the commit but before it forgot its record leaves
+    a committed file; recovery keeps it and drops the record.
     """
-    crash_at(str(tmp_path), "placed")
+    crash_at(str(tmp_path), "linked")
     store = FileStore(str(tmp_path))
-    report = store.recover(lambda filename, b2: (filename, b2) == ("demo-1.0-py3-none-any.whl", B2))
+    report = store.recover(lambda filename, b2: (filename, b2) == (WHEEL, B2))
     assert (report.committed_kept, report.uncommitted_removed) == (2, 0)
     assert len(all_files(store.root)) == 2
+    assert all_files(store.tmp) == []
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_recovery_finishes_a_planned_removal(tmp_path: Any, committed: bool) -> None:
+    """
+    A process killed between planning a removal and unlinking the files:
+    recovery deletes them if their rows are gone, and keeps them if not.
+    """
+    store = FileStore(str(tmp_path))
+    placement = store.prepare(staged(store), WHEEL, metadata=b"M")
+    placement.link()
+    placement.done()
+    store.close_instance()
+    crash_at(str(tmp_path), "removing")
+    report = FileStore(str(tmp_path)).recover(lambda filename, b2: not committed)
+    assert report.removals_finished == (1 if committed else 0)
+    assert len(all_files(store.root)) == (0 if committed else 2)
     assert all_files(store.tmp) == []
 
 
@@ -170,3 +226,24 @@ def test_recovery_leaves_live_processes_alone(tmp_path: Any) -> None:
     assert os.path.exists(receiving.path)
     live.close_instance()
     assert os.listdir(live.tmp) == []
+
+
+def test_a_staging_directory_taken_away_is_made_again(tmp_path: Any) -> None:
+    """
+    If another host's daemon (one that cannot see this process's lock)
+    settles this process's staging directory, the next upload stages in a
+    new one instead of failing.
+    """
+    store = FileStore(str(tmp_path))
+    first = store.stage()
+    first.discard()
+    lost = os.path.dirname(first.path)
+    for name in os.listdir(lost):
+        os.unlink(os.path.join(lost, name))
+    os.rmdir(lost)
+    second = staged(store)
+    assert os.path.dirname(second.path) != lost
+    placement = store.prepare(second, "demo-1.0.tar.gz")
+    placement.link()
+    placement.done()
+    assert all_files(store.root) == [relative_path(B2, "demo-1.0.tar.gz")]

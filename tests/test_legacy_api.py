@@ -4,7 +4,9 @@ The legacy API's other actions, and who owns a name.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import xmlrpc.client
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,6 +129,32 @@ def test_register_updates_metadata_and_journals_it(index: RunningIndex) -> None:
     assert actions == ["create", "add Owner lee", "new release", "update summary"]
     other = post(index, fields, basic("max", PASSWORD))
     assert other.status == 403
+
+
+def test_a_new_display_name_is_journaled_and_shown(index: RunningIndex) -> None:
+    """
+    Registering a release again under another spelling of its project's
+    name changes the display name, with legacy PyPI's "rename from ..."
+    entry even though nothing else changed; pages and search follow.
+    """
+    fields = [
+        (":action", "submit"),
+        ("metadata_version", "1.0"),
+        ("name", "re.named"),
+        ("version", "1.0"),
+        ("summary", "Renaming"),
+    ]
+    assert post(index, fields, basic("lee", PASSWORD)).status == 200
+    assert json.loads(get(index.url + "pypi/re-named/json").body)["info"]["name"] == "re.named"
+    fields[2] = ("name", "Re_Named")
+    assert post(index, fields, basic("lee", PASSWORD)).status == 200
+    database = sqlite3.connect(str(Path(index.data_dir) / "cheeseshop.sqlite"))
+    entries = database.execute("SELECT name, action FROM journal WHERE normalized_name = 're-named' ORDER BY serial")
+    assert list(entries)[-1] == ("Re_Named", "rename from re.named")
+    assert json.loads(get(index.url + "pypi/re-named/json").body)["info"]["name"] == "Re_Named"
+    assert ">Re_Named</a>" in get(index.simple_url).text
+    hits = xmlrpc.client.ServerProxy(index.url + "pypi").search({"name": "re_named"})
+    assert [hit["name"] for hit in hits] == ["Re_Named"]
 
 
 def test_a_normalized_name_belongs_to_its_project(index: RunningIndex, tmp_path: Path) -> None:

@@ -15,7 +15,11 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
+from twisted.web.test.requesthelper import DummyRequest
 
+from twistedindex.config import Settings
+from twistedindex.web.cache import PageCache, Route
+from twistedindex.web.jsonapi import JsonApiResource
 from twistedindex.web.simple import choose_content_type
 
 from .daemon import RunningIndex
@@ -167,12 +171,28 @@ def test_redirects(index: RunningIndex, path: str, location: str) -> None:
     assert (response.status, response.headers["Location"]) == (301, location)
 
 
-@pytest.mark.parametrize("path", ["simple/no-such-project/", "pypi/no-such-project/json", "pypi/fancy-name/7.0/json"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "simple/no-such-project/",
+        "pypi/no-such-project/json",
+        "pypi/fancy-name/7.0/json",
+        # Not project names at all: no redirect, which could leave the site.
+        "simple/%2F%2Fexample.com",
+        "simple/%2F%2Fexample.com/",
+        "simple/-leading/",
+        "pypi/%2F%2Fexample.com/json",
+        "pypi/..%2F..%2Fexample.com/json",
+    ],
+)
 def test_unknown_is_404(index: RunningIndex, path: str) -> None:
     """
-    An unknown project or version answers 404.
+    An unknown project or version answers 404, and so does a name that no
+    project could have.
     """
-    assert get(index.url + path).status == 404
+    response = get(index.url + path)
+    assert response.status == 404
+    assert "Location" not in response.headers
 
 
 def test_validators_and_gzip(index: RunningIndex) -> None:
@@ -183,7 +203,10 @@ def test_validators_and_gzip(index: RunningIndex) -> None:
     url = index.simple_url + "fancy-name/"
     plain = get(url)
     etag = plain.headers["ETag"]
-    assert get(url, {"If-None-Match": etag}).status == 304
+    not_modified = get(url, {"If-None-Match": etag})
+    assert not_modified.status == 304 and not_modified.headers["ETag"] == etag
+    # RFC 9110, 8.6: a 304's Content-Length, if any, is the 200's.
+    assert int(not_modified.headers["Content-Length"]) == len(plain.body)
     assert get(url, {"If-None-Match": '"other"'}).status == 200
     zipped = get(url, {"Accept-Encoding": "gzip"})
     assert zipped.headers["Content-Encoding"] == "gzip" and zipped.headers["ETag"] != etag
@@ -209,7 +232,8 @@ def test_files(index: RunningIndex) -> None:
         assert int(response.headers["Content-Length"]) == file["size"] == len(response.body)
         assert hashlib.sha256(response.body).hexdigest() == file["digests"]["sha256"]
         assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-        assert get(url, {"If-None-Match": response.headers["ETag"]}).status == 304
+        not_modified = get(url, {"If-None-Match": response.headers["ETag"]})
+        assert not_modified.status == 304 and int(not_modified.headers["Content-Length"]) == file["size"]
         ranged = get(url, {"Range": "bytes=10-19"})
         assert ranged.status == 206 and ranged.body == response.body[10:20]
         assert request("HEAD", url).body == b""
@@ -245,6 +269,25 @@ def test_json_api(index: RunningIndex) -> None:
         assert file["url"].startswith("/packages/")
     version = json.loads(get(index.url + "pypi/fancy-name/0.9/json").body)
     assert "releases" not in version and version["info"]["yanked"] is True
+    # Other spellings of a version find it.
+    for spelling in ("0.9.0", "v0.9", "0.9.0.0"):
+        assert json.loads(get(index.url + f"pypi/fancy-name/{spelling}/json").body) == version
+
+
+def test_json_api_caches_one_page_per_version() -> None:
+    """
+    The spellings of a version share one cache entry: endless spellings of
+    it cannot fill the cache.
+    """
+    resource = JsonApiResource(None, PageCache(), Settings(data_dir="unused"))  # type: ignore[arg-type]
+
+    def key(path: str) -> object:
+        route = resource.route(DummyRequest(path.encode().split(b"/")))
+        assert isinstance(route, Route)
+        return route.key
+
+    assert key("fancy-name/0.9/json") == key("fancy-name/0.9.0/json") == key("fancy-name/v0.9.0.0.0/json")
+    assert key("fancy-name/0.9/json") != key("fancy-name/0.9.1/json") != key("fancy-name/json")
 
 
 def test_pages_change_at_once(index: RunningIndex, dists: Path) -> None:

@@ -641,3 +641,28 @@ def test_staging_is_empty_after_refusals(index: RunningIndex) -> None:
     """
     for instance in os.listdir(os.path.join(index.data_dir, "tmp")):
         assert os.listdir(os.path.join(index.data_dir, "tmp", instance)) == [".lock"]
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("simple/", 405),
+        ("simple/anything/", 405),
+        ("pypi/anything/json", 404),
+        ("packages/aa/bb/cc/x.whl", 405),
+        ("RPC2", 200),  # an XML-RPC fault
+        ("legacy/?:action=doap", 400),
+    ],
+)
+def test_multipart_bodies_elsewhere_leave_nothing_staged(
+    index: RunningIndex, tmp_path: Path, path: str, status: int
+) -> None:
+    """
+    A multipart body with a file, posted anywhere but an upload, is answered
+    and leaves no staged file behind.
+    """
+    content_type, body = multipart([(":action", "doap")], [("content", "x-1.0.tar.gz", b"x" * 100_000, None)])
+    response = post_form(index.url + path, content_type, body, basic(*ALICE))
+    assert response.status == status, response
+    for instance in os.listdir(os.path.join(index.data_dir, "tmp")):
+        assert os.listdir(os.path.join(index.data_dir, "tmp", instance)) == [".lock"]

@@ -33,12 +33,21 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+# A hash no password is checked against in earnest: users without one (or
+# unknown names) cost the same check, so timing tells nobody which names exist.
+_nobody_hash: str | None = None
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
     """
-    Whether C{password} matches the stored hash.  Slow on purpose.
+    Whether C{password} matches the stored hash.  Slow on purpose, and as
+    slow when there is no hash.
     """
+    global _nobody_hash
     if not password_hash:
-        return False
+        if _nobody_hash is None:
+            _nobody_hash = _hasher.hash(secrets.token_urlsafe(16))
+        password_hash, password = _nobody_hash, ""  # can never match
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):

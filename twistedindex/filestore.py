@@ -8,22 +8,34 @@ C{<filename>.metadata} (PEP 658).
 
 How a file arrives, so that a crash at any point leaves nothing half-stored:
 
- 1. It is written to C{tmp/<instance>/recv-*} while hashes are computed, then
-    flushed and fsynced (L{StagedFile}).
- 2. L{FileStore.place} renames it, inside the staging directory, to a name
-    that records where it is going (C{<b2>--<filename>}), then hard-links it
-    into place.  The staged name stays behind as the record of the attempt.
- 3. The caller commits the database row.  Only a committed row makes a file
-    visible: pages and downloads are driven by rows, never by the directory.
- 4. L{Placement.done} removes the staged names; L{Placement.undo} removes the
-    placed links as well, when the commit did not happen.
+ 1. It is received into C{tmp/<instance>/recv-*} while hashed, then flushed
+    and fsynced (L{StagedFile}).
+ 2. L{FileStore.prepare} moves it, with a wheel's METADATA, into a record
+    directory C{tmp/<instance>/<b2>/} that says where it is going.
+ 3. Inside the write transaction that records it (holding the database's
+    write lock, after the checks that no committed row has its name or its
+    bytes), L{Placement.link} hard-links it into place.  A file already at
+    that path then belongs to no committed row: it is left over from a crash
+    or a failed upload, and is replaced.
+ 4. The transaction commits.  Only a committed row makes a file visible:
+    pages and downloads follow rows, never the directory.
+ 5. L{Placement.done} removes the record.  If the transaction failed, the
+    index asks the database, again under the write lock, whether a row holds
+    the file (a commit's outcome can be unknown) and calls L{Placement.done}
+    or L{Placement.undo}, which unlinks what was linked, then the record.
 
-Each process stages under its own C{tmp/<instance>/} directory and holds an
-exclusive lock on it while it lives.  On start, L{FileStore.recover} visits the
-directories nobody holds (their process died) and rolls back what it finds:
-partial receptions are deleted, and a placed file whose row never committed
-is unlinked.  Daemons sharing one data directory therefore never clean up
-each other's uploads in flight.
+Removal runs the other way: L{FileStore.plan_removal} records the files in
+the transaction that deletes their rows, and L{Removal.done} unlinks them
+after the commit.  A deleted file's name is never used again, so nothing can
+be placed at its path meanwhile.
+
+Each process stages under its own C{tmp/<instance>/} and holds a lock on it
+while it lives.  On start, L{FileStore.recover} visits the directories nobody
+holds (their process died) and settles what it finds by asking the database:
+a placed file is kept if a committed row holds it and unlinked if not; a
+planned removal is finished if the row is gone.  Daemons sharing a data
+directory (on a filesystem whose locks work across hosts) never settle each
+other's uploads in flight.
 """
 
 from __future__ import annotations
@@ -42,8 +54,9 @@ from twisted.logger import Logger
 
 log = Logger()
 
-_SEPARATOR = "--"
 _RECEIVING = "recv-"
+_REMOVING = "remove-"
+_NEW = ".new-"
 METADATA_SUFFIX = ".metadata"
 
 
@@ -74,6 +87,66 @@ def _fsync_directory(path: str) -> None:
         os.close(fd)
 
 
+def _make_directories(path: str) -> None:
+    """
+    C{os.makedirs}, fsyncing the parent of every directory it creates, so
+    that a new directory survives a power loss with the file linked into it.
+    """
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    _make_directories(parent)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return
+    _fsync_directory(parent)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _unlink_if_same(placed: str, record: str) -> bool:
+    """
+    Remove C{placed} only if it is the very file recorded as C{record}: never
+    a file that another, committed upload put there.
+    """
+    try:
+        if os.path.samefile(placed, record):
+            os.unlink(placed)
+            return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def prune(directory: str, root: str) -> None:
+    """
+    Remove C{directory} and its parents below C{root} while they are empty.
+    """
+    root = os.path.abspath(root)
+    directory = os.path.abspath(directory)
+    while directory != root and directory.startswith(root + os.sep):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
+        directory = os.path.dirname(directory)
+
+
+def _remove_tree(directory: str) -> None:
+    for name in os.listdir(directory):
+        _unlink_quietly(os.path.join(directory, name))
+    try:
+        os.rmdir(directory)
+    except FileNotFoundError:
+        pass
+
+
 class StagedFile:
     """
     A file being received.  Write to it, then L{finish} it; or L{discard} it.
@@ -87,6 +160,7 @@ class StagedFile:
         self._sha256 = hashlib.sha256()
         self._blake2b_256 = hashlib.blake2b(digest_size=32)
         self.digests: Digests | None = None
+        self.prepared = False
 
     @property
     def size(self) -> int:
@@ -127,94 +201,101 @@ class StagedFile:
         return digest.hexdigest()
 
     def discard(self) -> None:
+        """
+        Delete the file, unless it was prepared for the store: its placement
+        owns it then.
+        """
+        if self.prepared:
+            return
         if self._file is not None:
             self._file.close()
             self._file = None
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        _unlink_quietly(self.path)
 
 
 @define
 class Placement:
     """
-    Files linked into the store whose rows are not committed yet.
+    A file (and a wheel's METADATA) prepared to go into the store.
 
-    :ivar links: C{(staged name, placed path)} pairs.
+    :ivar record: the record directory holding the files.
+    :ivar links: C{(recorded file, target path)} pairs.
     :ivar root: the store's root, up to which emptied directories go.
     """
 
+    record: str
     links: list[tuple[str, str]]
     root: str
+    linked: bool = False
+
+    def link(self) -> None:
+        """
+        Hard-link the files into place.  Call it holding the write lock, after
+        checking that no committed row has this file: anything found at a
+        target is then a leftover, and is replaced.
+        """
+        for recorded, target in self.links:
+            _make_directories(os.path.dirname(target))
+            try:
+                os.link(recorded, target)
+            except FileExistsError:
+                if not os.path.samefile(recorded, target):
+                    temporary = f"{target}.{secrets.token_hex(4)}.link"
+                    os.link(recorded, temporary)
+                    os.replace(temporary, target)
+                    log.info("replaced a leftover file at {target}", target=target)
+        _fsync_directory(os.path.dirname(self.links[0][1]))
+        self.linked = True
 
     def done(self) -> None:
         """
-        The rows committed: forget the staged names.
+        The rows committed: forget the record.
         """
-        for staged, _ in self.links:
-            _unlink_quietly(staged)
+        _remove_tree(self.record)
 
     def undo(self) -> None:
         """
-        The rows did not commit: remove the placed files and the staged names.
+        The rows did not commit: remove what was linked, then the record.
         """
-        for staged, placed in self.links:
-            _unlink_if_same(placed, staged)
-            _unlink_quietly(staged)
+        for recorded, target in self.links:
+            _unlink_if_same(target, recorded)
         if self.links:
             prune(os.path.dirname(self.links[0][1]), self.root)
+        _remove_tree(self.record)
 
 
-def prune(directory: str, root: str) -> None:
+@define
+class Removal:
     """
-    Remove C{directory} and its parents below C{root} while they are empty.
+    Files recorded for deletion in the transaction that deletes their rows.
+
+    :ivar files: C{(blake2b_256, filename)} pairs.
     """
-    root = os.path.abspath(root)
-    directory = os.path.abspath(directory)
-    while directory != root and directory.startswith(root + os.sep):
-        try:
-            os.rmdir(directory)
-        except OSError:
-            return
-        directory = os.path.dirname(directory)
 
+    record: str
+    files: list[tuple[str, str]]
+    store: FileStore
 
-def _link(source: str, target: str) -> None:
-    """
-    Hard-link C{source} at C{target}, making its directories.  Another
-    process may prune an emptied directory between the two steps; then try
-    again.
-    """
-    for attempt in range(3):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        try:
-            os.link(source, target)
-            return
-        except FileNotFoundError:
-            if attempt == 2:
-                raise
+    def done(self, is_stored: Callable[[str, str], bool] = lambda filename, blake2b_256: False) -> int:
+        """
+        Delete the files whose rows are gone (all of them, once the deletion
+        committed), then the record.
 
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _unlink_if_same(placed: str, staged: str) -> bool:
-    """
-    Remove C{placed} only if it is the very file staged as C{staged}: never a
-    file that another, committed upload put there.
-    """
-    try:
-        if os.path.samefile(placed, staged):
-            os.unlink(placed)
-            return True
-    except FileNotFoundError:
-        pass
-    return False
+        :param is_stored: C{is_stored(filename, blake2b_256)}, for settling a
+            removal whose transaction's outcome is not known.
+        :return: how many files were deleted.
+        """
+        deleted = 0
+        for blake2b_256, filename in self.files:
+            if is_stored(filename, blake2b_256):
+                continue
+            target = self.store.path(blake2b_256, filename)
+            _unlink_quietly(target)
+            _unlink_quietly(target + METADATA_SUFFIX)
+            prune(os.path.dirname(target), self.store.root)
+            deleted += 1
+        _remove_tree(self.record)
+        return deleted
 
 
 @frozen
@@ -222,6 +303,7 @@ class RecoveryReport:
     partial_removed: int
     uncommitted_removed: int
     committed_kept: int
+    removals_finished: int = 0
 
 
 class FileStore:
@@ -241,105 +323,121 @@ class FileStore:
     def path(self, blake2b_256: str, filename: str) -> str:
         return os.path.join(self.root, *relative_path(blake2b_256, filename).split("/"))
 
-    # Staging and placing
+    # This process's staging directory
 
     def open_instance(self) -> None:
         """
         Make this process's staging directory and hold its lock until
-        L{close_instance}.
+        L{close_instance}.  It is made and locked under a hidden name, then
+        renamed, so that recovery never sees it unlocked.
         """
         os.makedirs(self.root, exist_ok=True)
         os.makedirs(self.tmp, exist_ok=True)
         name = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
-        directory = os.path.join(self.tmp, name)
-        os.mkdir(directory)
-        fd = os.open(os.path.join(directory, ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        hidden = os.path.join(self.tmp, _NEW + name)
+        os.mkdir(hidden)
+        fd = os.open(os.path.join(hidden, ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        directory = os.path.join(self.tmp, name)
+        os.rename(hidden, directory)
         self._instance_dir, self._instance_lock = directory, fd
 
     def close_instance(self) -> None:
+        """
+        Drop partial receptions and the lock.  Records of placements or
+        removals still unsettled stay for the next start's recovery, which
+        settles them by asking the database.
+        """
         if self._instance_dir is None or self._instance_lock is None:
             return
         directory = self._instance_dir
         for name in os.listdir(directory):
-            if name != ".lock":
+            if name.startswith(_RECEIVING):
                 _unlink_quietly(os.path.join(directory, name))
-        _unlink_quietly(os.path.join(directory, ".lock"))
-        os.close(self._instance_lock)
-        try:
+        if os.listdir(directory) == [".lock"]:
+            _unlink_quietly(os.path.join(directory, ".lock"))
             os.rmdir(directory)
-        except OSError:
-            pass
+        os.close(self._instance_lock)
         self._instance_dir = self._instance_lock = None
+
+    def _instance(self) -> str:
+        if self._instance_dir is not None and not os.path.isdir(self._instance_dir):
+            # Taken for a dead process's by a daemon on a host that cannot see
+            # our lock (see README): start a new one.
+            log.warn("the staging directory {path} went away; making a new one", path=self._instance_dir)
+            if self._instance_lock is not None:
+                os.close(self._instance_lock)
+            self._instance_dir = self._instance_lock = None
+        if self._instance_dir is None:
+            self.open_instance()
+        assert self._instance_dir is not None
+        return self._instance_dir
+
+    # Adding files
 
     def stage(self) -> StagedFile:
         """
         A new, empty file to receive an upload or a mirrored file into.
         """
-        if self._instance_dir is None:
-            self.open_instance()
-        assert self._instance_dir is not None
-        return StagedFile(os.path.join(self._instance_dir, _RECEIVING + secrets.token_hex(8)))
+        return StagedFile(os.path.join(self._instance(), _RECEIVING + secrets.token_hex(8)))
 
-    def place(self, staged: StagedFile, filename: str, metadata: bytes | None = None) -> Placement:
+    def prepare(self, staged: StagedFile, filename: str, metadata: bytes | None = None) -> Placement:
         """
-        Link a finished staged file (and, for wheels, its METADATA bytes) into
-        its content-addressed place.  This blocks on disk; call it off the
+        Move a finished staged file (and, for wheels, its METADATA bytes) into
+        a record of where it is going.  This blocks on disk; call it off the
         reactor thread.
-
-        :raises FileExistsError: a file is already stored under that name and
-            hash; nothing is changed.
         """
-        assert staged.digests is not None, "place() before finish()"
-        assert self._instance_dir is not None
+        assert staged.digests is not None, "prepare() before finish()"
         blake2b_256 = staged.digests.blake2b_256
+        instance = self._instance()
+        record = os.path.join(instance, f"{blake2b_256}.{secrets.token_hex(4)}")
+        os.mkdir(record)
+        recorded = os.path.join(record, filename)
+        os.rename(staged.path, recorded)
+        staged.path, staged.prepared = recorded, True
         target = self.path(blake2b_256, filename)
-        record = os.path.join(self._instance_dir, f"{blake2b_256}{_SEPARATOR}{filename}")
-        os.rename(staged.path, record)
-        staged.path = record
-        placement = Placement([], self.root)
-        try:
-            _link(record, target)
-            placement.links.append((record, target))
-            if metadata is not None:
-                metadata_record = record + METADATA_SUFFIX
-                with open(metadata_record, "xb") as f:
-                    f.write(metadata)
-                    f.flush()
-                    os.fsync(f.fileno())
-                placement.links.append((metadata_record, target + METADATA_SUFFIX))
-                _link(metadata_record, target + METADATA_SUFFIX)
-            _fsync_directory(os.path.dirname(target))
-        except BaseException:
-            placement.undo()
-            _unlink_quietly(record)
-            raise
+        placement = Placement(record, [(recorded, target)], self.root)
+        if metadata is not None:
+            with open(recorded + METADATA_SUFFIX, "xb") as f:
+                f.write(metadata)
+                f.flush()
+                os.fsync(f.fileno())
+            placement.links.append((recorded + METADATA_SUFFIX, target + METADATA_SUFFIX))
+        _fsync_directory(record)
+        _fsync_directory(instance)
         return placement
 
-    def remove(self, blake2b_256: str, filename: str) -> None:
+    # Removing files
+
+    def plan_removal(self, files: list[tuple[str, str]]) -> Removal:
         """
-        Delete a stored file and its METADATA, after its row was deleted.
+        Record C{(blake2b_256, filename)} files whose rows are being deleted.
+        Call it inside the deleting transaction.
         """
-        target = self.path(blake2b_256, filename)
-        _unlink_quietly(target)
-        _unlink_quietly(target + METADATA_SUFFIX)
-        prune(os.path.dirname(target), self.root)
+        record = os.path.join(self._instance(), _REMOVING + secrets.token_hex(8))
+        os.mkdir(record)
+        with open(os.path.join(record, "files"), "w", encoding="utf-8") as f:
+            f.writelines(f"{blake2b_256} {filename}\n" for blake2b_256, filename in files)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_directory(self._instance())
+        return Removal(record, list(files), self)
 
     # Recovery
 
     def recover(self, is_stored: Callable[[str, str], bool]) -> RecoveryReport:
         """
-        Roll back what dead processes left in their staging directories.
+        Settle what dead processes left in their staging directories.
 
         :param is_stored: C{is_stored(filename, blake2b_256)} tells whether a
             committed row holds the file.
         """
-        partial = uncommitted = committed = 0
+        partial = uncommitted = committed = removals = 0
         if not os.path.isdir(self.tmp):
             return RecoveryReport(0, 0, 0)
         for instance in sorted(os.listdir(self.tmp)):
             directory = os.path.join(self.tmp, instance)
-            if directory == self._instance_dir or not os.path.isdir(directory):
+            if instance.startswith(".") or directory == self._instance_dir or not os.path.isdir(directory):
                 continue
             lock = _try_lock(directory)
             if lock is None:
@@ -349,32 +447,53 @@ class FileStore:
                     path = os.path.join(directory, name)
                     if name == ".lock":
                         continue
-                    if name.startswith(_RECEIVING) or _SEPARATOR not in name:
+                    if name.startswith(_RECEIVING) or not os.path.isdir(path):
                         partial += 1
+                        _unlink_quietly(path)
+                    elif name.startswith(_REMOVING):
+                        removals += self._settle_removal(path, is_stored)
                     else:
-                        blake2b_256, filename = name.split(_SEPARATOR, 1)
-                        # Distribution filenames end in .whl, .tar.gz or
-                        # .zip, so this suffix marks a wheel's METADATA,
-                        # which belongs to the wheel's row.
-                        owner = filename.removesuffix(METADATA_SUFFIX)
-                        target = self.path(blake2b_256, owner) + filename[len(owner) :]
-                        if is_stored(owner, blake2b_256):
-                            committed += 1
-                        elif _unlink_if_same(target, path):
-                            uncommitted += 1
-                            prune(os.path.dirname(target), self.root)
-                    _unlink_quietly(path)
+                        kept, removed = self._settle_placement(path, name.split(".")[0], is_stored)
+                        committed += kept
+                        uncommitted += removed
                 _unlink_quietly(os.path.join(directory, ".lock"))
                 os.rmdir(directory)
             finally:
                 os.close(lock)
-        if partial or uncommitted:
+        if partial or uncommitted or removals:
             log.info(
-                "file store recovery: removed {partial} partial and {uncommitted} uncommitted files",
+                "file store recovery: removed {partial} partial and {uncommitted} uncommitted files, "
+                "finished {removals} removals",
                 partial=partial,
                 uncommitted=uncommitted,
+                removals=removals,
             )
-        return RecoveryReport(partial, uncommitted, committed)
+        return RecoveryReport(partial, uncommitted, committed, removals)
+
+    def _settle_placement(
+        self, record: str, blake2b_256: str, is_stored: Callable[[str, str], bool]
+    ) -> tuple[int, int]:
+        kept = removed = 0
+        for filename in sorted(os.listdir(record)):
+            # Distribution filenames end in .whl, .tar.gz or .zip, so this
+            # suffix marks a wheel's METADATA, which belongs to the wheel.
+            owner = filename.removesuffix(METADATA_SUFFIX)
+            target = self.path(blake2b_256, owner) + filename[len(owner) :]
+            if is_stored(owner, blake2b_256):
+                kept += 1
+            elif _unlink_if_same(target, os.path.join(record, filename)):
+                removed += 1
+                prune(os.path.dirname(target), self.root)
+        _remove_tree(record)
+        return kept, removed
+
+    def _settle_removal(self, record: str, is_stored: Callable[[str, str], bool]) -> int:
+        try:
+            with open(os.path.join(record, "files"), encoding="utf-8") as f:
+                files = [tuple(line.rstrip("\n").split(" ", 1)) for line in f if " " in line]
+        except FileNotFoundError:
+            files = []
+        return Removal(record, files, self).done(is_stored)  # type: ignore[arg-type]
 
 
 def _try_lock(directory: str) -> int | None:

@@ -16,7 +16,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from attrs import frozen
+from attrs import evolve, frozen
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -33,8 +33,8 @@ from twisted.python.threadpool import ThreadPool
 
 from . import accounts, dists
 from . import metadata as core_metadata
-from .errors import FileExists, Forbidden, InvalidRequest, NotFound, Unauthenticated
-from .filestore import FileStore, StagedFile
+from .errors import CheeseshopError, FileExists, Forbidden, InvalidRequest, NotFound, Unauthenticated
+from .filestore import Digests, FileStore, Placement, Removal, StagedFile
 from .names import check_project_name, check_username, normalize
 from .storage import IStore, Transaction
 from .storage.rows import File, JournalEntry, Project, Release, SearchHit, Token, User
@@ -125,6 +125,7 @@ class _CheckedUpload:
     filename: str
     metadata: Any
     wheel_metadata: bytes | None
+    digests: Digests
 
 
 @frozen
@@ -161,11 +162,17 @@ class PackageIndex:
         self._followed_serial = 0
         self._catch_up_waiters: list[Deferred[None]] = []
         self._catching_up = False
+        # Until start() knows where the journal stands, nothing is trusted:
+        # requests wait for it, and no page is cached.
+        self._following = False
         self._verified_passwords = accounts.VerifiedPasswords()
         # Slow work (argon2, archive checks, description rendering, fsync)
         # runs here, on as many threads as a small machine has cores: more
         # would only fight over the GIL, and argon2 takes 64 MiB per check.
         self._workers = ThreadPool(minthreads=0, maxthreads=WORKER_THREADS, name="cheeseshop-work")
+        # argon2 on a thread of its own: a flood of password checks costs 64
+        # MiB at most and never queues uploads' work behind it.
+        self._password_worker = ThreadPool(minthreads=0, maxthreads=1, name="cheeseshop-passwords")
 
     # Plumbing
 
@@ -176,16 +183,18 @@ class PackageIndex:
         """
         Run slow, blocking work on the index's worker threads.
         """
-        if not self._workers.started:
-            self._workers.start()
-        return deferToThreadPool(self._reactor, self._workers, function, *args)
+        return _in_pool(self._reactor, self._workers, function, *args)
+
+    def _argon2(self, function: Callable[..., T], *args: Any) -> Any:
+        return _in_pool(self._reactor, self._password_worker, function, *args)
 
     def stop(self) -> None:
         """
         Stop the worker threads (after the work in hand).
         """
-        if self._workers.started:
-            self._workers.stop()
+        for pool in (self._workers, self._password_worker):
+            if pool.started:
+                pool.stop()
 
     def observe_changes(self, observer: Callable[[str, int], None]) -> None:
         """
@@ -208,8 +217,13 @@ class PackageIndex:
         Begin following the journal, so that changes committed by other
         processes (the admin tool, other daemons) reach the observers too.
         """
-        self._followed_serial = await self.last_serial()
+        # Watch first, then read where the journal stands: a change committed
+        # in between is both counted and announced, never missed.
         self.store.watch(self._external_change)
+        self._followed_serial = await self.last_serial()
+        self._following = True
+        # Answers the requests that waited for this, after one more look.
+        self._external_change()
 
     def _external_change(self) -> None:
         self.catch_up().addErrback(lambda f: log.failure("following the journal failed", f))
@@ -222,7 +236,7 @@ class PackageIndex:
         """
         # While a catch-up runs, changes are known to be on their way: wait
         # for them rather than trust the cache.
-        if self.store.may_have_changed() or self._catching_up:
+        if not self._following or self.store.may_have_changed() or self._catching_up:
             return self.catch_up()
         return None
 
@@ -234,7 +248,7 @@ class PackageIndex:
         """
         waiter: Deferred[None] = Deferred()
         self._catch_up_waiters.append(waiter)
-        if not self._catching_up:
+        if self._following and not self._catching_up:
             self._catching_up = True
             Deferred.fromCoroutine(self._catch_up())
         return waiter
@@ -345,7 +359,7 @@ class PackageIndex:
         password_hash = None
         if password is not None:
             _check_password_rules(password)
-            password_hash = await self.blocking(accounts.hash_password, password)
+            password_hash = await self._argon2(accounts.hash_password, password)
         now = self._now()
 
         async def create(tx: Transaction) -> User:
@@ -359,7 +373,7 @@ class PackageIndex:
 
     async def set_password(self, name: str, password: str) -> None:
         _check_password_rules(password)
-        password_hash = await self.blocking(accounts.hash_password, password)
+        password_hash = await self._argon2(accounts.hash_password, password)
 
         async def update(tx: Transaction) -> None:
             user = await _user(tx, name)
@@ -438,9 +452,12 @@ class PackageIndex:
         user = await self.store.read(_find_user, username)
         now = self._reactor.seconds()
         if user is None or not user.password_hash:
+            # As slow as a wrong password: the answer's timing does not say
+            # whether the name exists.
+            await self._argon2(accounts.verify_password, None, password)
             raise Unauthenticated(INVALID_AUTH, challenge)
         if not self._verified_passwords.known(user.id, user.password_hash, password, now):
-            if not await self.blocking(accounts.verify_password, user.password_hash, password):
+            if not await self._argon2(accounts.verify_password, user.password_hash, password):
                 log.info("failed password for {user}", user=username)
                 raise Unauthenticated(INVALID_AUTH, challenge)
             self._verified_passwords.remember(user.id, user.password_hash, password, now)
@@ -473,22 +490,32 @@ class PackageIndex:
 
         The staged file in C{form} is taken into the store or discarded.
         """
+        # Take the staged file before the first wait: the web layer discards
+        # the form of a request whose client went away, and must not delete a
+        # file this upload is still reading.
+        content = form.content
+        staged = content.staged if content is not None else None
+        if content is not None:
+            content.staged = None
         try:
-            checked = await self._check_upload(actor, form)
+            checked = await self._check_upload(actor, form, staged)
             if checked is None:
-                assert form.content is not None
+                assert content is not None
                 return UploadResult(
-                    normalize(form.get("name") or ""), form.get("version") or "", form.content.filename, False
+                    normalize(form.get("name") or ""), form.get("version") or "", content.filename, False
                 )
-            return await self._store_upload(actor, form, checked)
+            assert staged is not None
+            return await self._store_upload(actor, checked, staged)
         finally:
+            if staged is not None:
+                staged.discard()  # nothing, once prepared for the store
             form.discard()
 
-    async def _check_upload(self, actor: Actor, form: UploadForm) -> _CheckedUpload | None:
+    async def _check_upload(self, actor: Actor, form: UploadForm, staged: StagedFile | None) -> _CheckedUpload | None:
         form.sanitize()
         fields = check_file_fields(form)
         content = form.content
-        if content is None or content.staged is None:
+        if content is None or staged is None:
             raise InvalidRequest("Upload payload does not have a file.")
         await self.store.read(_check_upload_permission, actor, normalize(fields.name))
         filename = content.filename
@@ -497,26 +524,17 @@ class PackageIndex:
             not content.content_type.strip() or content.content_type.startswith("image/")
         ):
             raise InvalidRequest("Invalid distribution file.")
-        staged = content.staged
         digests = await self.blocking(staged.finish)
         if not await self._digests_match(fields, staged):
             raise InvalidRequest("The digest supplied does not match a digest calculated from the uploaded file.")
-        same_name, same_bytes, registered = await self.store.read(_existing_file, filename, digests.blake2b_256)
-        if (
-            same_name is not None
-            and same_name.sha256 == digests.sha256
-            and same_name.blake2b_256 == digests.blake2b_256
-        ):
+        # Asked again under the write lock; here it spares the archive checks.
+        if await self.store.read(_already_stored, filename, digests):
             log.info("identical re-upload of {filename}: nothing to do", filename=filename)
             return None
-        if same_name is not None or same_bytes is not None:
-            raise _file_exists(filename, digests.blake2b_256)
-        if registered:
-            raise _filename_reused()
         contents, metadata = await self.blocking(_inspect_distribution, staged.path, filename)
         _check_form_matches(form, fields, metadata)
         _check_distribution_filename(filename, fields.filetype, metadata, contents)
-        return _CheckedUpload(fields, filename, metadata, contents.metadata if contents.is_wheel else None)
+        return _CheckedUpload(fields, filename, metadata, contents.metadata if contents.is_wheel else None, digests)
 
     async def _digests_match(self, fields: FileFields, staged: StagedFile) -> bool:
         digests = staged.digests
@@ -530,22 +548,32 @@ class PackageIndex:
                 expected.append((fields.blake2_digest, digests.blake2b_256))
         return all(hmac.compare_digest(given, actual) for given, actual in expected if given is not None)
 
-    async def _store_upload(self, actor: Actor, form: UploadForm, checked: _CheckedUpload) -> UploadResult:
-        assert form.content is not None and form.content.staged is not None
-        staged = form.content.staged
-        try:
-            placement = await self.blocking(self.files.place, staged, checked.filename, checked.wheel_metadata)
-        except FileExistsError:
-            # Another upload of the same name and bytes got there first.
-            raise _file_exists(checked.filename, staged.digests.blake2b_256 if staged.digests else "") from None
-        form.content.staged = None  # the store has it now
+    async def _store_upload(self, actor: Actor, checked: _CheckedUpload, staged: StagedFile) -> UploadResult:
+        placement = await self.blocking(self.files.prepare, staged, checked.filename, checked.wheel_metadata)
         now = self._now()
         try:
-            project, version, serial = await self.store.write(_record_upload, actor, checked, staged, now)
+            recorded = await self.store.write(_record_upload, actor, checked, placement, now)
+        except CheeseshopError:
+            # Refused inside the transaction, which rolled back.
+            await self._abandon(placement, checked)
+            raise
         except BaseException:
-            await self.blocking(placement.undo)
+            # The commit's outcome may be unknown (a PostgreSQL connection
+            # lost at COMMIT): the database decides.
+            if await self._abandon(placement, checked):
+                log.info("{filename} was recorded although the write reported a failure", filename=checked.filename)
+                self._external_change()
+                return UploadResult(
+                    normalize(checked.metadata.name), str(checked.metadata.version), checked.filename, True
+                )
             raise
         placement.done()
+        if recorded is None:
+            log.info("identical re-upload of {filename}: nothing to do", filename=checked.filename)
+            return UploadResult(
+                normalize(checked.metadata.name), str(checked.metadata.version), checked.filename, False
+            )
+        project, version, serial = recorded
         log.info(
             "stored {filename} for {project} {version} (uploaded by {user})",
             filename=checked.filename,
@@ -555,6 +583,31 @@ class PackageIndex:
         )
         self._changed(project.normalized_name, serial)
         return UploadResult(project.name, version, checked.filename, True)
+
+    async def _abandon(self, placement: Placement, checked: _CheckedUpload) -> bool:
+        """
+        Settle a placement whose transaction failed, under the write lock so
+        that no other upload links the same path meanwhile.
+
+        :return: whether a committed row holds the file after all.  If even
+            this cannot be asked, the record stays for the next start's
+            recovery.
+        """
+        try:
+            return await self.store.write(_settle_placement, placement, checked.filename, checked.digests.blake2b_256)
+        except Exception:
+            log.failure("could not settle the placement of {filename}; recovery will", filename=checked.filename)
+            return False
+
+    async def _settle_removal(self, removal: Removal) -> None:
+        """
+        Settle a removal whose transaction failed: delete only the files
+        whose rows are gone (none, unless the commit happened after all).
+        """
+        try:
+            await self.store.write(_settle_removal, removal)
+        except Exception:
+            log.failure("could not settle a removal; recovery will")
 
     async def register(self, actor: Actor, form: UploadForm) -> Release:
         """
@@ -624,12 +677,20 @@ class PackageIndex:
         """
         now = self._now()
 
+        planned: list[Removal] = []
+
+        async def plan(tx: Transaction, files: list[File]) -> None:
+            # Recorded before the rows go: a crash between the commit and the
+            # unlinking leaves a record for recovery, not unowned files.
+            planned.append(await tx.blocking(self.files.plan_removal, [(f.blake2b_256, f.filename) for f in files]))
+
         async def remove(tx: Transaction) -> tuple[Project, list[File], int, int]:
             project = await _project(tx, project_name)
             await _require_owner(tx, project, actor)
             if version is None:
                 files = await tx.files_for_project(project.id)
                 releases = len(await tx.releases_for_project(project.id))
+                await plan(tx, files)
                 await tx.delete_project(project.id)
                 serial = await tx.append_journal(
                     project.name, project.normalized_name, None, "remove project", now, actor.name
@@ -638,6 +699,7 @@ class PackageIndex:
             release = await _release(tx, project, version)
             files = await tx.files_for_release(release.id)
             if filename is None:
+                await plan(tx, files)
                 await tx.delete_release(release.id)
                 await tx.refresh_search_document(project.id)
                 serial = await tx.append_journal(
@@ -647,15 +709,20 @@ class PackageIndex:
             matching = [f for f in files if f.filename == filename]
             if not matching:
                 raise NotFound(f"No file {filename!r} in {project.name} {release.version}.")
+            await plan(tx, matching)
             await tx.delete_file(matching[0].id)
             serial = await tx.append_journal(
                 project.name, project.normalized_name, release.version, f"remove file {filename}", now, actor.name
             )
             return project, matching, 0, serial
 
-        project, files, releases, serial = await self.store.write(remove)
-        for file in files:
-            await self.blocking(self.files.remove, file.blake2b_256, file.filename)
+        try:
+            project, files, releases, serial = await self.store.write(remove)
+        except BaseException:
+            if planned:
+                await self._settle_removal(planned[0])
+            raise
+        await self.blocking(planned[0].done)
         log.info(
             "removed {what} of {project}: {releases} releases, {files} files",
             what="all" if version is None else (version if filename is None else filename),
@@ -673,6 +740,12 @@ class PackageIndex:
             return await tx.last_serial()
 
         return await self.store.read(read)
+
+
+def _in_pool(reactor: Any, pool: ThreadPool, function: Callable[..., T], *args: Any) -> Deferred[T]:
+    if not pool.started:
+        pool.start()
+    return deferToThreadPool(reactor, pool, function, *args)
 
 
 async def _find_user(tx: Transaction, name: str) -> User | None:
@@ -702,12 +775,39 @@ def _filename_reused() -> InvalidRequest:
     )
 
 
-async def _existing_file(tx: Transaction, filename: str, blake2b_256: str) -> tuple[File | None, File | None, bool]:
-    return (
-        await tx.get_file(filename),
-        await tx.file_with_blake2b_256(blake2b_256),
-        await tx.filename_registered(filename),
-    )
+async def _already_stored(tx: Transaction, filename: str, digests: Digests) -> bool:
+    """
+    Whether this very file (name and bytes) is stored already: uploading it
+    again succeeds and changes nothing, as on PyPI.
+
+    :raises FileExists: when the name or the bytes belong to another file.
+    :raises InvalidRequest: when the name belonged to a removed file.
+    """
+    existing = await tx.get_file(filename)
+    if existing is not None and (existing.sha256, existing.blake2b_256) == (digests.sha256, digests.blake2b_256):
+        return True
+    if existing is not None or await tx.file_with_blake2b_256(digests.blake2b_256) is not None:
+        raise _file_exists(filename, digests.blake2b_256)
+    if await tx.filename_registered(filename):
+        raise _filename_reused()
+    return False
+
+
+async def _settle_removal(tx: Transaction, removal: Removal) -> None:
+    stored = {
+        (blake2b_256, filename)
+        for blake2b_256, filename in removal.files
+        if await tx.file_is_stored(filename, blake2b_256)
+    }
+    await tx.blocking(removal.done, lambda filename, blake2b_256: (blake2b_256, filename) in stored)
+
+
+async def _settle_placement(tx: Transaction, placement: Placement, filename: str, blake2b_256: str) -> bool:
+    if await tx.file_is_stored(filename, blake2b_256):
+        await tx.blocking(placement.done)
+        return True
+    await tx.blocking(placement.undo)
+    return False
 
 
 async def _may_upload(tx: Transaction, actor: Actor, project: Project) -> None:
@@ -849,9 +949,14 @@ async def _project_for_change(tx: Transaction, actor: Actor, name: str, now: int
     project = await tx.get_project(normalized)
     if project is not None:
         await _may_upload(tx, actor, project)
-        if project.name != name:
-            await tx.rename_project(project.id, name)
-        return project, None
+        if project.name == name:
+            return project, None
+        # The display name follows the newest metadata, as on PyPI; the
+        # journal says so (pypi-legacy's words), so that other daemons and
+        # mirrors learn of it even when nothing else changed.
+        await tx.rename_project(project.id, name)
+        serial = await tx.append_journal(name, normalized, None, f"rename from {project.name}", now, actor.name)
+        return evolve(project, name=name), serial
     check_project_name(name)
     _may_create(actor, name)
     project = await tx.insert_project(name, normalized, now)
@@ -874,12 +979,18 @@ async def _find_release(tx: Transaction, project: Project, version: str) -> Rele
 
 
 async def _record_upload(
-    tx: Transaction, actor: Actor, checked: _CheckedUpload, staged: StagedFile, now: int
-) -> tuple[Project, str, int]:
+    tx: Transaction, actor: Actor, checked: _CheckedUpload, placement: Placement, now: int
+) -> tuple[Project, str, int] | None:
+    """
+    Record an upload and link its file into place, under the write lock.
+
+    :return: C{None} when the identical file was stored meanwhile.
+    """
     metadata = checked.metadata
-    digests = staged.digests
-    assert digests is not None
-    project, _ = await _project_for_change(tx, actor, metadata.name, now)
+    digests = checked.digests
+    if await _already_stored(tx, checked.filename, digests):
+        return None
+    project, project_serial = await _project_for_change(tx, actor, metadata.name, now)
     version = str(metadata.version)
     release = await _find_release(tx, project, version)
     if release is None:
@@ -888,17 +999,15 @@ async def _record_upload(
         )
         await tx.append_journal(metadata.name, project.normalized_name, version, "new release", now, actor.name)
         await tx.refresh_search_document(project.id)
-    elif project.name != metadata.name:
+    elif project_serial is not None:  # renamed
         await tx.refresh_search_document(project.id)
-    # Checked before placing the file too; here again, under the write lock.
-    if await tx.get_file(checked.filename) is not None or await tx.file_with_blake2b_256(digests.blake2b_256):
-        raise _file_exists(checked.filename, digests.blake2b_256)
-    if await tx.filename_registered(checked.filename):
-        raise _filename_reused()
     if checked.fields.filetype == "sdist" and any(
         f.packagetype == "sdist" for f in await tx.files_for_release(release.id)
     ):
         raise InvalidRequest("Only one sdist may be uploaded per release.")
+    # No committed row has this file, and no other writer runs: whatever is
+    # at its path is left over, and linking replaces it.
+    await tx.blocking(placement.link)
     metadata_sha256 = hashlib.sha256(checked.wheel_metadata).hexdigest() if checked.wheel_metadata else None
     await tx.insert_file(
         release.id,
@@ -954,13 +1063,15 @@ async def _record_registration(
             if release.metadata.get(k) != values["metadata"].get(k)
         ]
     )
+    renamed = serial is not None
     if changed:
         await tx.update_release_metadata(release.id, **values)
-        await tx.refresh_search_document(project.id)
         # pypi-legacy's word for a re-registration that changed metadata.
         serial = await tx.append_journal(
             metadata.name, project.normalized_name, release.version, f"update {', '.join(changed)}", now, actor.name
         )
+    if changed or renamed:
+        await tx.refresh_search_document(project.id)
     return project, release, serial
 
 

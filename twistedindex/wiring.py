@@ -62,7 +62,8 @@ def prepare_storage(settings: Settings) -> FileStore:
         database = StartupDatabase(settings)
         try:
             database.migrate()
-            files.recover(database.file_is_stored)
+            with database.write_locked() as file_is_stored:
+                files.recover(file_is_stored)
         finally:
             database.close()
     except (StorageUnavailable, SchemaError) as e:

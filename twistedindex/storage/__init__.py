@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..config import Settings
 from .interfaces import IStore
 from .migrate import SchemaError, migrate_postgres, migrate_sqlite
-from .transaction import Transaction
+from .transaction import WRITE_LOCK, Transaction
 
 __all__ = ["IStore", "SchemaError", "StartupDatabase", "StorageUnavailable", "Transaction", "open_store"]
 
@@ -78,22 +80,36 @@ class StartupDatabase:
         except Exception as e:
             raise StorageUnavailable(f"cannot prepare the database schema: {_first_line(e)}") from None
 
-    def file_is_stored(self, filename: str, blake2b_256: str) -> bool:
+    @contextmanager
+    def write_locked(self) -> Iterator[Callable[[str, str], bool]]:
         """
-        Whether a committed row holds this file (for start-up file recovery).
+        Hold the writers' lock (the one every write transaction takes) and
+        give a C{file_is_stored(filename, blake2b_256)} question to ask under
+        it.  File recovery runs inside: no daemon sharing the database can
+        link or record a file meanwhile, so the answers stay true while the
+        files are settled.
         """
-        placeholder = "?" if self.dialect == "sqlite" else "%s"
         cursor = self._connection.cursor()
-        try:
-            cursor.execute(
-                f"SELECT 1 FROM files WHERE filename = {placeholder} AND blake2b_256 = {placeholder}",
-                (filename, blake2b_256),
-            )
+        if self.dialect == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        else:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        placeholder = "?" if self.dialect == "sqlite" else "%s"
+        query = f"SELECT 1 FROM files WHERE filename = {placeholder} AND blake2b_256 = {placeholder}"
+
+        def file_is_stored(filename: str, blake2b_256: str) -> bool:
+            cursor.execute(query, (filename, blake2b_256))
             return cursor.fetchone() is not None
+
+        try:
+            yield file_is_stored
         finally:
-            cursor.close()
-            if self.dialect == "postgres":
+            # Nothing was written: ending the transaction releases the lock.
+            if self.dialect == "sqlite":
+                cursor.execute("ROLLBACK")
+            else:
                 self._connection.rollback()
+            cursor.close()
 
     def close(self) -> None:
         self._connection.close()

@@ -13,22 +13,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from txpostgres import txpostgres
+from txpostgres.reconnection import DeadConnectionDetector
 from zope.interface import implementer
 
 from .interfaces import IStore
-from .transaction import JOURNAL_CHANNEL, Transaction
+from .transaction import JOURNAL_CHANNEL, WRITE_LOCK, Transaction
 
 log = Logger()
 
 T = TypeVar("T")
-
-# Every write transaction takes this transaction-level advisory lock first.
-# Writers across all daemons on the database therefore run one at a time, and
-# a journal serial is handed out and committed before the next writer starts:
-# a mirror that has read serial N will never later find a new N-1.
-WRITE_LOCK = 0x7477_6973_7465_6402
 
 
 class _PostgresCursor:
@@ -38,8 +35,12 @@ class _PostgresCursor:
 
     dialect = "postgres"
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, reactor: Any) -> None:
         self._cursor = cursor
+        self._reactor = reactor
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), function, *args)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Deferred[Any]:
         return self._cursor.execute(sql, tuple(params))
@@ -53,6 +54,33 @@ class _PostgresCursor:
     @property
     def rowcount(self) -> int:
         return int(self._cursor.rowcount)
+
+
+# How often the store checks that its LISTEN connection is alive.  A server
+# restart or a cut connection is found within this, the connection is made
+# again, and watchers are told to catch up on what they may have missed.
+LISTENER_CHECK_INTERVAL = 2.0
+
+
+def _reconnecting_connection(reactor: Any, cooperator: Any = None) -> Any:
+    """
+    A txpostgres connection that, once its server goes away, fails what is
+    sent to it at once and connects again in the background, backing off.
+    """
+    return txpostgres.Connection(reactor, cooperator, detector=DeadConnectionDetector(reactor=reactor))
+
+
+class _Pool(txpostgres.ConnectionPool):  # type: ignore[misc]
+    """
+    txpostgres's pool, of connections that reconnect.
+    """
+
+    def __init__(self, dsn: str, reactor: Any, size: int) -> None:
+        self.reactor = reactor
+        super().__init__(None, dsn, min=size)
+
+    def connectionFactory(self, reactor: Any, cooperator: Any) -> Any:  # noqa: N802  (txpostgres's name)
+        return _reconnecting_connection(reactor, cooperator)
 
 
 @implementer(IStore)
@@ -71,13 +99,14 @@ class PostgresStore:
         self._ready: Deferred[None] = Deferred()
         self._watchers: list[Callable[[], None]] = []
         self._listener: Any = None
+        self._check = LoopingCall(self._check_listener)
+        self._check.clock = reactor
 
     async def start(self) -> None:
         try:
-            pool = txpostgres.ConnectionPool(None, self.dsn, min=self._pool_size)
-            pool.reactor = self._reactor
+            pool = _Pool(self.dsn, self._reactor, self._pool_size)
             await pool.start()
-            listener = txpostgres.Connection(self._reactor)
+            listener = _reconnecting_connection(self._reactor)
             await listener.connect(self.dsn)
             listener.addNotifyObserver(self._notified)
             await listener.runOperation(f"LISTEN {JOURNAL_CHANNEL}")
@@ -85,8 +114,32 @@ class PostgresStore:
             # Transactions waiting for the pool fail instead of hanging.
             self._ready.errback(e)
             raise
+        listener.detector.addRecoveryHandler(self._listener_recovered)
         self._pool, self._listener = pool, listener
         self._ready.callback(None)
+        self._check.start(LISTENER_CHECK_INTERVAL, now=False).addErrback(
+            lambda failure: log.failure("checking the LISTEN connection failed", failure)
+        )
+
+    async def _check_listener(self) -> None:
+        # A query on a dead connection fails, which sets its detector
+        # reconnecting; _listener_recovered follows.
+        listener = self._listener
+        if listener is None or listener.detector.connectionIsDead:
+            return
+        try:
+            await listener.runOperation("SELECT 1")
+        except Exception as e:
+            log.warn("the database connection for change notices failed ({error}); reconnecting", error=e)
+
+    async def _listener_recovered(self) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        await listener.runOperation(f"LISTEN {JOURNAL_CHANNEL}")
+        log.info("listening for changes again after a lost database connection")
+        # Changes committed while it was down were announced to nobody.
+        self._notified(None)
 
     def watch(self, callback: Callable[[], None]) -> None:
         self._watchers.append(callback)
@@ -100,7 +153,10 @@ class PostgresStore:
         return False
 
     async def stop(self) -> None:
+        if self._check.running:
+            self._check.stop()
         if self._listener is not None:
+            self._listener.detector.removeRecoveryHandler(self._listener_recovered)
             self._listener.close()
             self._listener = None
         pool, self._pool = self._pool, None
@@ -122,7 +178,7 @@ class PostgresStore:
         def interaction(cursor: Any) -> Deferred[T]:
             async def run() -> T:
                 await cursor.execute(preamble, params)
-                return await body(Transaction(_PostgresCursor(cursor)), *args)
+                return await body(Transaction(_PostgresCursor(cursor, self._reactor)), *args)
 
             return Deferred.fromCoroutine(run())
 

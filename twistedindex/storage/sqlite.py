@@ -45,6 +45,10 @@ WATCH_INTERVAL = 0.5
 # path (see SQLiteStore.may_have_changed).
 CHECK_INTERVAL = 0.001
 
+# After the write-ahead log is seen to change, the watchers are told again
+# this many seconds later, for a commit not yet visible at the first look.
+FOLLOW_UP_DELAYS = (0.01, 0.05)
+
 # Seconds a connection waits for another process's write lock (the admin tool,
 # or a second daemon on the same file) before giving up.
 BUSY_TIMEOUT = 30.0
@@ -129,6 +133,7 @@ class SQLiteStore:
         self._wal_state: tuple[int, ...] | None = None
         self._wal_fd: int | None = None
         self._wal_checked = 0.0
+        self._stopped = False
 
     async def start(self) -> None:
         self._writer.start()
@@ -140,6 +145,7 @@ class SQLiteStore:
         )
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._poll.running:
             self._poll.stop()
         if self._wal_fd is not None:
@@ -169,6 +175,8 @@ class SQLiteStore:
             self._notify()
 
     def _notify(self) -> None:
+        if self._stopped:
+            return
         for callback in self._watchers:
             callback()
 
@@ -176,8 +184,14 @@ class SQLiteStore:
         """
         Every commit writes to the write-ahead log, so a change of its size,
         time or inode shows that someone committed.  The log is looked at
-        (an fstat) at most once a millisecond: other processes' commits are
-        seen within that, and the hottest requests pay a clock read only.
+        (an fstat) at most once a millisecond, so the hottest requests pay a
+        clock read only.
+
+        A commit's frames reach the log a moment before readers can see
+        them, so a change seen here is looked for again twice, soon after
+        (L{FOLLOW_UP_DELAYS}): another process's commit reaches the pages
+        within about 50 ms at most, usually at once, and the data_version
+        poll is the backstop.
         """
         now = time.monotonic()
         if now - self._wal_checked < CHECK_INTERVAL:
@@ -198,5 +212,7 @@ class SQLiteStore:
                 self._wal_fd = None
         if state != self._wal_state:
             self._wal_state = state
+            for delay in FOLLOW_UP_DELAYS:
+                self._reactor.callLater(delay, self._notify)
             return True
         return False

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Awaitable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..names import latest_release, version_key
@@ -41,6 +41,11 @@ class Cursor(Protocol):
 
     @property
     def rowcount(self) -> int: ...
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        """
+        Run blocking work (file system calls) inside the transaction.
+        """
 
 
 T = TypeVar("T")
@@ -101,6 +106,10 @@ class SyncCursor:
         self._cursor.execute(to_qmark(sql) if self._translate else sql, params)
         return Ready(self)
 
+    def call(self, function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        # Already on a thread of our own: run it here.
+        return Ready(function(*args))
+
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()  # type: ignore[no-any-return]
 
@@ -126,6 +135,13 @@ def to_qmark(sql: str) -> str:
 # PostgreSQL: every journal append is announced on this channel (delivered at
 # commit), so that every daemon on the database learns of it at once.
 JOURNAL_CHANNEL = "cheeseshop_journal"
+
+# PostgreSQL: every write transaction takes this transaction-level advisory
+# lock first.  Writers across all daemons on the database therefore run one at
+# a time, and a journal serial is handed out and committed before the next
+# writer starts: a mirror that has read serial N will never later find a new
+# N-1.  Start-up file recovery holds it too.
+WRITE_LOCK = 0x7477_6973_7465_6402
 
 _RELEASE_COLUMNS = (
     "r.id, r.project_id, r.version, r.canonical_version, r.created, r.yanked, "
@@ -177,6 +193,15 @@ class Transaction:
     async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         await self._cursor.execute(sql, params)
         return self._cursor.rowcount
+
+    async def blocking(self, function: Callable[..., T], *args: Any) -> T:
+        """
+        Run blocking file work while the transaction (and, in a write, the
+        write lock) is held: placing an upload's file is ordered with the
+        checks before it and the commit after it.
+        """
+        result: T = await self._cursor.call(function, *args)
+        return result
 
     # Users
 

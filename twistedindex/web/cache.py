@@ -150,13 +150,26 @@ def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
     return False
 
 
+def not_modified(request: Request, length: int) -> int:
+    """
+    Answer 304 and finish the request.  Its Content-Length is that of the
+    200 answer (RFC 9110, 8.6: it must be that or absent), which twisted.web
+    would set to 0 for an empty body; so the request is finished here.
+    """
+    request.setResponseCode(304)
+    request.responseHeaders.removeHeader(b"content-encoding")
+    request.setHeader(b"content-length", b"%d" % length)
+    request.finish()
+    return NOT_DONE_YET  # type: ignore[no-any-return]
+
+
 def serve_page(
     request: Request, page: Page, content_type: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
-) -> bytes:
+) -> bytes | int:
     """
     Answer C{request} with C{page}: 304 when the client's copy is current,
     gzip when the client takes it.  Returns the body to hand to twisted.web
-    (empty for HEAD and 304).
+    (empty for HEAD), or C{NOT_DONE_YET} for a 304, which is finished.
     """
     request.setHeader(b"content-type", content_type)
     request.setHeader(b"vary", b"Accept, Accept-Encoding")
@@ -170,9 +183,7 @@ def serve_page(
     request.setHeader(b"etag", etag)
     match = request.getHeader(b"if-none-match")
     if match is not None and etag_matches(match, etag):
-        request.setResponseCode(304)
-        request.responseHeaders.removeHeader(b"content-encoding")
-        return b""
+        return not_modified(request, len(body))
     if request.method == b"HEAD":
         # twisted.web would otherwise log a warning for a HEAD body.
         request.setHeader(b"content-length", b"%d" % len(body))
@@ -269,7 +280,7 @@ class CachedPageResource(Resource):
 
     render_HEAD = render_GET
 
-    def _serve(self, request: Request, page: Page, route: Route) -> bytes:
+    def _serve(self, request: Request, page: Page, route: Route) -> bytes | int:
         headers = self.headers + ((b"x-pypi-last-serial", b"%d" % page.serial),)
         return serve_page(request, page, route.content_type, headers)
 
@@ -283,6 +294,8 @@ class CachedPageResource(Resource):
                 if page is not None:
                     self.cache.put(route.key, page, route.project)
             body = self._serve(request, page, route) if page is not None else not_found(request)
+            if body == NOT_DONE_YET:
+                return  # answered already (a 304)
         except Exception:
             log.failure("rendering {path} failed", path=request.path)
             request.setResponseCode(500)

@@ -21,12 +21,15 @@ from twisted.web.static import File as StaticFile
 
 from ..filestore import METADATA_SUFFIX
 from ..index import PackageIndex
-from .cache import etag_matches, not_found
+from .cache import etag_matches, not_found, not_modified
 
 log = Logger()
 
 _HEX = re.compile(r"\A[0-9a-f]+\Z")
 _IMMUTABLE = b"public, max-age=31536000, immutable"
+
+# The most files remembered as committed (a few MiB of names).
+_COMMITTED_LIMIT = 50_000
 
 
 class FilesResource(Resource):
@@ -39,9 +42,11 @@ class FilesResource(Resource):
     def __init__(self, index: PackageIndex) -> None:
         super().__init__()
         self._index = index
-        # (filename, blake2b_256) of files known to be committed.  Removed
-        # files leave this set stale, but their bytes are gone from disk too.
+        # (filename, blake2b_256) of files known to be committed.  Any change
+        # may be a removal, so each one empties it: a removed file is not
+        # served in the moment between its row's deletion and its unlinking.
         self._committed: set[tuple[str, str]] = set()
+        index.observe_changes(lambda project, serial: self._committed.clear())
 
     def render_GET(self, request: Request) -> bytes | int:
         segments = request.postpath
@@ -73,6 +78,8 @@ class FilesResource(Resource):
         if request.channel is None:
             return
         if stored:
+            if len(self._committed) >= _COMMITTED_LIMIT:
+                self._committed.clear()
             self._committed.add((owner, blake2b_256))
             body = self._serve(request, blake2b_256, filename)
         else:
@@ -93,10 +100,6 @@ class FilesResource(Resource):
         request.setHeader(b"etag", etag)
         request.setHeader(b"cache-control", _IMMUTABLE)
         request.setHeader(b"access-control-allow-origin", b"*")
-        match = request.getHeader(b"if-none-match")
-        if match is not None and etag_matches(match, etag):
-            request.setResponseCode(304)
-            return b""
         resource = StaticFile(
             path, defaultType="text/plain; charset=utf-8" if is_metadata else "application/octet-stream"
         )
@@ -106,4 +109,7 @@ class FilesResource(Resource):
         resource.contentEncodings = {}
         if not resource.exists():
             return not_found(request)
+        match = request.getHeader(b"if-none-match")
+        if match is not None and etag_matches(match, etag):
+            return not_modified(request, resource.getFileSize())
         return resource.render(request)

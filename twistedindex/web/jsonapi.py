@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
+from packaging.utils import canonicalize_version
 from twisted.web.server import Request
 
 from ..config import Settings
 from ..filestore import relative_path
 from ..index import PackageIndex, ProjectDetail
-from ..names import find_release, latest_release, normalize, version_key
+from ..names import PROJECT_NAME_RE, find_release, latest_release, normalize, version_key
 from ..storage.rows import File, Release
 from .cache import Answer, CachedPageResource, Page, PageCache, Route, not_found, redirect_to
 from .simple import iso_time
@@ -59,13 +61,17 @@ class JsonApiResource(CachedPageResource):
         if len(segments) not in (2, 3) or segments[-1] != "json":
             return not_found
         name = segments[0]
+        if not PROJECT_NAME_RE.match(name):
+            return not_found  # nor a redirect that could leave the site
         version = segments[1] if len(segments) == 3 else None
         project = normalize(name)
         if project != name:
-            rest = f"/{version}/json" if version else "/json"
+            rest = f"/{quote(version, safe='')}/json" if version else "/json"
             return redirect_to(f"{self._base}/pypi/{project}{rest}".encode())
+        # Keyed by the canonical version: spellings of one version (1.0,
+        # 1.0.0, v1.0...) are one page, not one cache entry each.
         return Route(
-            ("json-api", project, version),
+            ("json-api", project, None if version is None else canonicalize_version(version)),
             project,
             b"application/json",
             lambda: self._render(project, version),

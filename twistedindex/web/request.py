@@ -197,8 +197,10 @@ class IndexRequest(Request):
 
     def gotLength(self, length: int | None) -> None:
         content_type = self.requestHeaders.getRawHeaders(b"content-type", [b""])[0]
-        # Most requests are GETs with no body: skip the header parsing.
-        if not content_type[:10].lower().startswith(b"multipart/"):
+        # Most requests are GETs with no body: skip the header parsing.  Only
+        # the legacy API's POSTs stream a multipart body (and its file) to
+        # disk; elsewhere it is an ordinary body, under the ordinary limit.
+        if not content_type[:10].lower().startswith(b"multipart/") or not _posts_to_legacy_api(self.channel):
             if length is not None and length > OTHER_BODY_LIMIT:
                 self._refuse(TooLarge(f"The request body is larger than {OTHER_BODY_LIMIT // MiB} MiB."))
                 return
@@ -238,7 +240,14 @@ class IndexRequest(Request):
             return
         if self.upload is not None:
             self.upload.finish()
+            # Whatever answers, the staged file goes with the request (an
+            # upload takes it out of the form first).
+            self.notifyFinish().addBoth(self._discard_form)
         super().requestReceived(command, path, version)
+
+    def _discard_form(self, result: object) -> None:
+        if self.upload is not None:
+            self.upload.form.discard()
 
     def connectionLost(self, reason: Any) -> None:
         # A client gone mid-body leaves nothing behind.
@@ -274,6 +283,21 @@ class IndexRequest(Request):
         transport = self.channel.transport if self.channel is not None else None
         if transport is not None:
             transport.loseConnection()
+
+
+# Where the legacy API takes uploads (see IndexApp.legacy_api).
+_LEGACY_API_PATHS = frozenset([b"/", b"/legacy", b"/legacy/", b"/pypi", b"/pypi/"])
+
+
+def _posts_to_legacy_api(channel: Any) -> bool:
+    """
+    Whether the request whose headers C{channel} is reading is a POST to the
+    legacy API.  Its request line is known before its headers end, but
+    twisted.web keeps it on the channel until then.
+    """
+    command = getattr(channel, "_command", None)
+    path = getattr(channel, "_path", b"")
+    return command == b"POST" and path.split(b"?", 1)[0] in _LEGACY_API_PATHS
 
 
 def _write_now(transport: Any, data: bytes) -> None:

@@ -23,7 +23,7 @@ from twisted.web.server import Request
 
 from ..filestore import relative_path
 from ..index import ProjectDetail, ProjectList
-from ..names import normalize, version_key
+from ..names import PROJECT_NAME_RE, normalize, version_key
 from ..storage.rows import File
 from .cache import Answer, CachedPageResource, Page, Route, not_found, redirect_to
 
@@ -220,6 +220,10 @@ class SimpleResource(CachedPageResource):
         kind = _kind(content_type)
         if raw == "":
             return Route(("index", kind), "", _CONTENT_TYPES[content_type], lambda: self._render_index(kind))
+        if not PROJECT_NAME_RE.match(raw):
+            # No project has such a name; and a redirect built from it could
+            # point off the site (/simple/%2F%2Fexample.com).
+            return not_found
         project = normalize(raw)
         if len(segments) == 1:
             return redirect_to(project.encode("utf-8") + b"/")
