@@ -274,3 +274,31 @@ def test_concurrent_identical_uploads(backend: str, tmp_path: Path, request: pyt
     assert Path(stored_path(data_dir, dist)).read_bytes() == dist.read_bytes()
     assert staged_files(data_dir) == []
     index.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_client_gone_while_the_upload_waits_to_commit(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """
+    A client that hangs up after sending its whole upload, while the upload
+    waits for the write lock, does not cut the upload off half-way: it is
+    stored once the lock comes free, with nothing left staged and nothing
+    logged as an error.
+    """
+    index, data_dir, dsn = start_index(backend, tmp_path, request)
+    dist = wheel(tmp_path, "partial", "1.0")
+    before = rows(backend, data_dir, dsn)
+    with write_lock(backend, data_dir, dsn):
+        connection = partial_upload(index, dist, 1.0)
+        wait_for(
+            lambda: sorted(os.path.basename(p) for p in staged_files(data_dir)) == [dist.name, dist.name + ".metadata"]
+        )
+        connection.close()
+        time.sleep(0.2)  # the daemon sees the connection go
+    wait_for(lambda: rows(backend, data_dir, dsn)[0] == before[0] + 1)
+    wait_for(lambda: staged_files(data_dir) == [])
+    assert Path(stored_path(data_dir, dist)).read_bytes() == dist.read_bytes()
+    assert get(index.simple_url + "partial/").status == 200
+    index.stop()
+    assert "Traceback" not in index.daemon.log and "Unhandled" not in index.daemon.log, index.daemon.log

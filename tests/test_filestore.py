@@ -247,3 +247,19 @@ def test_a_staging_directory_taken_away_is_made_again(tmp_path: Any) -> None:
     placement.link()
     placement.done()
     assert all_files(store.root) == [relative_path(B2, "demo-1.0.tar.gz")]
+
+
+def test_recovery_removes_a_directory_its_process_never_finished_making(tmp_path: Any) -> None:
+    """
+    A process that died while making its staging directory (before renaming
+    it to its real name) leaves a hidden one, which recovery removes; a live
+    process's own directory is left alone.
+    """
+    live = FileStore(str(tmp_path))
+    live.open_instance()
+    abandoned = os.path.join(live.tmp, ".new-host.1.abcd")
+    os.mkdir(abandoned)
+    open(os.path.join(abandoned, ".lock"), "w").close()
+    FileStore(str(tmp_path)).recover(lambda filename, b2: False)
+    assert os.listdir(live.tmp) == [os.path.basename(live._instance())]
+    live.close_instance()

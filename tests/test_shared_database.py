@@ -79,10 +79,14 @@ def test_daemons_sharing_a_database_see_each_others_uploads(pair: Any, tmp_path:
 def test_daemons_recover_from_lost_database_connections(pair: Any, tmp_path: Path, pg_dsn: str) -> None:
     """
     After every connection the daemons hold is cut (as a database restart
-    would), they connect again: uploads succeed, and the other daemon learns
-    of them through its renewed change notices.
+    would), they connect again: a change committed meanwhile reaches both
+    daemons' pages, uploads succeed, and the other daemon learns of them
+    through its renewed change notices.
     """
     first, second = pair
+    assert upload(first, wheel(tmp_path, "steady", "1.0"), "steady").status == 200
+    for index in pair:
+        assert "data-yanked" not in get(index.simple_url + "steady/").text
     with psycopg2.connect(pg_dsn) as connection, connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -90,6 +94,9 @@ def test_daemons_recover_from_lost_database_connections(pair: Any, tmp_path: Pat
         )
         assert cursor.rowcount >= 2 * 5  # each daemon's pool and listener
     connection.close()
+    first.admin("yank", "steady", "1.0", "--reason", "while they were away")
+    for index in pair:
+        eventually(lambda index=index: "data-yanked" in get(index.simple_url + "steady/").text)
     dist = wheel(tmp_path, "afterwards", "1.0")
     eventually(lambda: upload(first, dist, "afterwards").status == 200)
     eventually(lambda: status(second.simple_url + "afterwards/") == 200)

@@ -103,6 +103,32 @@ def _make_directories(path: str) -> None:
     _fsync_directory(parent)
 
 
+def _link_into_place(recorded: str, target: str, record: str) -> None:
+    """
+    Hard-link C{recorded} at C{target}, replacing a leftover file there.  A
+    replacement is linked under a hidden name in the record first (where a
+    crash leaves it for recovery), then renamed over the target.
+    """
+    for attempt in range(3):
+        _make_directories(os.path.dirname(target))
+        try:
+            os.link(recorded, target)
+            return
+        except FileExistsError:
+            if os.path.samefile(recorded, target):
+                return
+            temporary = os.path.join(record, f".link-{secrets.token_hex(4)}")
+            os.link(recorded, temporary)
+            os.replace(temporary, target)
+            log.info("replaced a leftover file at {target}", target=target)
+            return
+        except FileNotFoundError:
+            # A removal in another process pruned an emptied parent between
+            # our mkdir and link: make it again.
+            if attempt == 2:
+                raise
+
+
 def _unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
@@ -235,15 +261,7 @@ class Placement:
         target is then a leftover, and is replaced.
         """
         for recorded, target in self.links:
-            _make_directories(os.path.dirname(target))
-            try:
-                os.link(recorded, target)
-            except FileExistsError:
-                if not os.path.samefile(recorded, target):
-                    temporary = f"{target}.{secrets.token_hex(4)}.link"
-                    os.link(recorded, temporary)
-                    os.replace(temporary, target)
-                    log.info("replaced a leftover file at {target}", target=target)
+            _link_into_place(recorded, target, self.record)
         _fsync_directory(os.path.dirname(self.links[0][1]))
         self.linked = True
 
@@ -393,18 +411,24 @@ class FileStore:
         record = os.path.join(instance, f"{blake2b_256}.{secrets.token_hex(4)}")
         os.mkdir(record)
         recorded = os.path.join(record, filename)
-        os.rename(staged.path, recorded)
-        staged.path, staged.prepared = recorded, True
-        target = self.path(blake2b_256, filename)
-        placement = Placement(record, [(recorded, target)], self.root)
-        if metadata is not None:
-            with open(recorded + METADATA_SUFFIX, "xb") as f:
-                f.write(metadata)
-                f.flush()
-                os.fsync(f.fileno())
-            placement.links.append((recorded + METADATA_SUFFIX, target + METADATA_SUFFIX))
-        _fsync_directory(record)
-        _fsync_directory(instance)
+        try:
+            os.rename(staged.path, recorded)
+            # The record owns the file now, whatever happens next.
+            staged.path, staged.prepared = recorded, True
+            target = self.path(blake2b_256, filename)
+            placement = Placement(record, [(recorded, target)], self.root)
+            if metadata is not None:
+                with open(recorded + METADATA_SUFFIX, "xb") as f:
+                    f.write(metadata)
+                    f.flush()
+                    os.fsync(f.fileno())
+                placement.links.append((recorded + METADATA_SUFFIX, target + METADATA_SUFFIX))
+            _fsync_directory(record)
+            _fsync_directory(instance)
+        except BaseException:
+            # Nothing is linked yet: the record and what it holds just go.
+            _remove_tree(record)
+            raise
         return placement
 
     # Removing files
@@ -420,6 +444,7 @@ class FileStore:
             f.writelines(f"{blake2b_256} {filename}\n" for blake2b_256, filename in files)
             f.flush()
             os.fsync(f.fileno())
+        _fsync_directory(record)
         _fsync_directory(self._instance())
         return Removal(record, list(files), self)
 
@@ -437,7 +462,12 @@ class FileStore:
             return RecoveryReport(0, 0, 0)
         for instance in sorted(os.listdir(self.tmp)):
             directory = os.path.join(self.tmp, instance)
-            if instance.startswith(".") or directory == self._instance_dir or not os.path.isdir(directory):
+            if directory == self._instance_dir or not os.path.isdir(directory):
+                continue
+            if instance.startswith(_NEW):
+                # A process died while making its directory: nothing in it
+                # was ever used.
+                self._remove_unused(directory)
                 continue
             lock = _try_lock(directory)
             if lock is None:
@@ -470,11 +500,22 @@ class FileStore:
             )
         return RecoveryReport(partial, uncommitted, committed, removals)
 
+    def _remove_unused(self, directory: str) -> None:
+        lock = _try_lock(directory)
+        if lock is None:
+            return  # its process is still making it
+        try:
+            _remove_tree(directory)
+        finally:
+            os.close(lock)
+
     def _settle_placement(
         self, record: str, blake2b_256: str, is_stored: Callable[[str, str], bool]
     ) -> tuple[int, int]:
         kept = removed = 0
         for filename in sorted(os.listdir(record)):
+            if filename.startswith("."):
+                continue  # a link not yet renamed into place; goes with the record
             # Distribution filenames end in .whl, .tar.gz or .zip, so this
             # suffix marks a wheel's METADATA, which belongs to the wheel.
             owner = filename.removesuffix(METADATA_SUFFIX)

@@ -165,10 +165,13 @@ class PackageIndex:
         # Until start() knows where the journal stands, nothing is trusted:
         # requests wait for it, and no page is cached.
         self._following = False
+        # A catch-up failed (the database was out of reach): a change may not
+        # have reached the observers yet, so requests ask again.
+        self._behind = False
         self._verified_passwords = accounts.VerifiedPasswords()
-        # Slow work (argon2, archive checks, description rendering, fsync)
-        # runs here, on as many threads as a small machine has cores: more
-        # would only fight over the GIL, and argon2 takes 64 MiB per check.
+        # Slow work (archive checks, description rendering, fsync) runs here,
+        # on as many threads as a small machine has cores: more would only
+        # fight over the GIL.
         self._workers = ThreadPool(minthreads=0, maxthreads=WORKER_THREADS, name="cheeseshop-work")
         # argon2 on a thread of its own: a flood of password checks costs 64
         # MiB at most and never queues uploads' work behind it.
@@ -226,7 +229,7 @@ class PackageIndex:
         self._external_change()
 
     def _external_change(self) -> None:
-        self.catch_up().addErrback(lambda f: log.failure("following the journal failed", f))
+        self.catch_up().addErrback(lambda failure: None)  # logged by _catch_up
 
     def pending_changes(self) -> Deferred[None] | None:
         """
@@ -236,7 +239,7 @@ class PackageIndex:
         """
         # While a catch-up runs, changes are known to be on their way: wait
         # for them rather than trust the cache.
-        if not self._following or self.store.may_have_changed() or self._catching_up:
+        if not self._following or self._behind or self.store.may_have_changed() or self._catching_up:
             return self.catch_up()
         return None
 
@@ -263,9 +266,17 @@ class PackageIndex:
                     self._followed_serial = max(self._followed_serial, entry.serial)
             except Exception:
                 failure = Failure()
+                if not self._behind:
+                    log.failure("catching up with the journal failed; trying again at the next request", failure)
+                # Cached pages may be stale now: every request asks again
+                # until a catch-up succeeds.
+                self._behind = True
                 for waiter in waiters:
                     waiter.errback(failure)
             else:
+                if self._behind:
+                    log.info("caught up with the journal again, at serial {serial}", serial=self._followed_serial)
+                self._behind = False
                 for waiter in waiters:
                     waiter.callback(None)
         self._catching_up = False
@@ -482,14 +493,19 @@ class PackageIndex:
 
     # Publishing
 
-    async def upload(self, actor: Actor, form: UploadForm) -> UploadResult:
+    def upload(self, actor: Actor, form: UploadForm) -> Deferred[UploadResult]:
         """
         Store an uploaded distribution: check it as PyPI does, place it, and
         record it with its journal entries, creating the project (with the
         uploader as Owner) and the release as needed.
 
         The staged file in C{form} is taken into the store or discarded.
+        Cancelling the Deferred (a client gone away) does not stop the work:
+        a file half-way into the store is settled either way.
         """
+        return shielded(Deferred.fromCoroutine(self._upload(actor, form)))
+
+    async def _upload(self, actor: Actor, form: UploadForm) -> UploadResult:
         # Take the staged file before the first wait: the web layer discards
         # the form of a request whose client went away, and must not delete a
         # file this upload is still reading.
@@ -668,13 +684,17 @@ class PackageIndex:
         self._changed(project.normalized_name, serial)
         return release
 
-    async def remove(
+    def remove(
         self, project_name: str, version: str | None = None, filename: str | None = None, actor: Actor = ADMIN
-    ) -> Removed:
+    ) -> Deferred[Removed]:
         """
         Remove a project, one release of it, or one file of a release.  The
         filenames removed stay in the registry: they can never be used again.
+        Cancelling the Deferred does not stop the work.
         """
+        return shielded(Deferred.fromCoroutine(self._remove(project_name, version, filename, actor)))
+
+    async def _remove(self, project_name: str, version: str | None, filename: str | None, actor: Actor) -> Removed:
         now = self._now()
 
         planned: list[Removal] = []
@@ -740,6 +760,25 @@ class PackageIndex:
             return await tx.last_serial()
 
         return await self.store.read(read)
+
+
+def shielded(work: Deferred[T]) -> Deferred[T]:
+    """
+    A Deferred for C{work}'s result that can be cancelled without cancelling
+    C{work}: twisted.web's clients cancel when their connection drops, and
+    a cancel reaching a transaction or a file placement half-way would leave
+    it for recovery (or interrupt a PostgreSQL query mid-flight).
+    """
+    result: Deferred[T] = Deferred()
+
+    def passed(outcome: Any) -> None:
+        if not result.called:
+            result.callback(outcome)
+        elif isinstance(outcome, Failure):
+            log.failure("work finished after its caller went away", outcome)
+
+    work.addBoth(passed)
+    return result
 
 
 def _in_pool(reactor: Any, pool: ThreadPool, function: Callable[..., T], *args: Any) -> Deferred[T]:

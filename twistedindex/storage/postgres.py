@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred
+from psycopg2.extensions import parse_dsn
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from txpostgres import txpostgres
+from txpostgres import retrying, txpostgres
 from txpostgres.reconnection import DeadConnectionDetector
 from zope.interface import implementer
 
@@ -61,13 +63,67 @@ class _PostgresCursor:
 # again, and watchers are told to catch up on what they may have missed.
 LISTENER_CHECK_INTERVAL = 2.0
 
+# TCP keepalives and a user timeout for every connection, unless the DSN sets
+# its own: a peer that vanished (a crashed host, a partition) shows up as a
+# failed connection within about half a minute, not the kernel's 15 minutes.
+KEEPALIVE_SETTINGS = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
+
+# How long stop() waits for transactions in flight before closing anyway.
+STOP_TIMEOUT = 10.0
+
+
+def connection_settings(dsn: str) -> dict[str, str]:
+    """
+    The keyword arguments for psycopg2.connect beside C{dsn}: the keepalive
+    settings the DSN does not choose itself.
+    """
+    chosen = parse_dsn(dsn)
+    return {key: value for key, value in KEEPALIVE_SETTINGS.items() if key not in chosen}
+
+
+class _Detector(DeadConnectionDetector):  # type: ignore[misc]
+    """
+    txpostgres's dead-connection detector (fail at once while the server is
+    gone; reconnect in the background, backing off up to 10 s), which can
+    also be stopped: the base class would go on reconnecting after the store
+    stopped, forever if the server stays away.
+    """
+
+    stopped = False
+    _reconnecting: Deferred[None] | None = None
+
+    def startReconnecting(self, f: Any) -> None:  # noqa: N802  (txpostgres's name)
+        if self.stopped:
+            return
+        call = retrying.RetryingCall(self.reconnect)
+        call.reactor = self.reactor
+        reconnecting = call.start(self.reconnectionIterator())
+        reconnecting.addCallback(lambda _: self.connectionRecovered())
+        reconnecting.addErrback(self._gave_up)
+        self._reconnecting = reconnecting
+
+    def _gave_up(self, failure: Any) -> None:
+        if not failure.check(CancelledError):
+            log.failure("reconnecting to the database failed", failure)
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self._reconnecting is not None and not self._reconnecting.called:
+            self._reconnecting.cancel()
+
 
 def _reconnecting_connection(reactor: Any, cooperator: Any = None) -> Any:
     """
     A txpostgres connection that, once its server goes away, fails what is
-    sent to it at once and connects again in the background, backing off.
+    sent to it at once and connects again in the background.
     """
-    return txpostgres.Connection(reactor, cooperator, detector=DeadConnectionDetector(reactor=reactor))
+    return txpostgres.Connection(reactor, cooperator, detector=_Detector(reactor=reactor))
 
 
 class _Pool(txpostgres.ConnectionPool):  # type: ignore[misc]
@@ -77,10 +133,15 @@ class _Pool(txpostgres.ConnectionPool):  # type: ignore[misc]
 
     def __init__(self, dsn: str, reactor: Any, size: int) -> None:
         self.reactor = reactor
-        super().__init__(None, dsn, min=size)
+        # Every connection made, idle or not (the pool's own set holds the
+        # idle ones only), so that stop() reaches them all.
+        self.made: list[Any] = []
+        super().__init__(None, dsn, min=size, **connection_settings(dsn))
 
     def connectionFactory(self, reactor: Any, cooperator: Any) -> Any:  # noqa: N802  (txpostgres's name)
-        return _reconnecting_connection(reactor, cooperator)
+        connection = _reconnecting_connection(reactor, cooperator)
+        self.made.append(connection)
+        return connection
 
 
 @implementer(IStore)
@@ -107,7 +168,7 @@ class PostgresStore:
             pool = _Pool(self.dsn, self._reactor, self._pool_size)
             await pool.start()
             listener = _reconnecting_connection(self._reactor)
-            await listener.connect(self.dsn)
+            await listener.connect(self.dsn, **connection_settings(self.dsn))
             listener.addNotifyObserver(self._notified)
             await listener.runOperation(f"LISTEN {JOURNAL_CHANNEL}")
         except Exception as e:
@@ -156,16 +217,22 @@ class PostgresStore:
         if self._check.running:
             self._check.stop()
         if self._listener is not None:
-            self._listener.detector.removeRecoveryHandler(self._listener_recovered)
+            self._listener.detector.stop()
             self._listener.close()
             self._listener = None
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        for connection in pool.made:
+            connection.detector.stop()
         # Let transactions in flight finish: take every slot of the pool's
         # semaphore, so every connection is back in the pool, then close them.
-        for _ in range(self._pool_size):
-            await pool._semaphore.acquire()
+        # A connection hung on a vanished server is not waited for long.
+        try:
+            for _ in range(self._pool_size):
+                await pool._semaphore.acquire().addTimeout(STOP_TIMEOUT, self._reactor)
+        except DeferredTimeout:
+            log.warn("closing the database connections with transactions still in flight")
         pool.close()
 
     async def _interact(

@@ -256,7 +256,12 @@ class CachedPageResource(Resource):
         if request.getHeader(b"if-none-match") is not None or request.getHeader(b"range") is not None:
             return False
         route = self.route(request)
-        if not isinstance(route, Route) or self.index.pending_changes() is not None:
+        if not isinstance(route, Route):
+            return False
+        pending = self.index.pending_changes()
+        if pending is not None:
+            # The ordinary path waits for it; this one only had to know.
+            pending.addErrback(lambda failure: None)  # the index logs it
             return False
         page = self.cache.get(route.key, route.project)
         if page is None:
@@ -287,12 +292,19 @@ class CachedPageResource(Resource):
     async def _render_later(self, request: Request, route: Route, pending: Deferred[None] | None) -> None:
         try:
             if pending is not None:
-                await pending
+                try:
+                    await pending
+                except Exception:
+                    # The database is out of reach: a cached page is the
+                    # best answer there is (the index logged the failure).
+                    pass
             page = self.cache.get(route.key, route.project)
             if page is None:
                 page = await route.render()
                 if page is not None:
                     self.cache.put(route.key, page, route.project)
+            if request.channel is None:
+                return  # the client went away
             body = self._serve(request, page, route) if page is not None else not_found(request)
             if body == NOT_DONE_YET:
                 return  # answered already (a 304)

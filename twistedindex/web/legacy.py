@@ -10,12 +10,13 @@ import base64
 import binascii
 
 from trove_classifiers import sorted_classifiers
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.server import Request
 
 from ..config import Settings
 from ..errors import CheeseshopError, Forbidden, Gone, InvalidRequest, Unauthenticated
-from ..index import INVALID_AUTH, Actor, PackageIndex
+from ..index import INVALID_AUTH, Actor, PackageIndex, shielded
 from ..upload import UploadForm
 from .errors import error_response
 from .request import upload_form
@@ -43,7 +44,9 @@ class LegacyAPI:
         form: UploadForm | None = None
         try:
             form = upload_form(request)
-            return await self._dispatch(request, form)
+            # A client that hangs up cancels this; its change still runs to
+            # the end rather than stopping in the middle of a transaction.
+            return await shielded(Deferred.fromCoroutine(self._dispatch(request, form)))
         except CheeseshopError as error:
             log.info(
                 "{method} {path} refused: {message}",
