@@ -106,3 +106,35 @@ def test_missing_config_file_is_named() -> None:
     """
     with pytest.raises(ConfigError, match="cannot read config file /no/such.ini"):
         load_settings({}, "/no/such.ini")
+
+
+def test_mirroring_settings() -> None:
+    """
+    The mirroring and PEP 381 options parse, repeatable ones included, and
+    project names are kept normalized.
+    """
+    settings = parse(
+        "--mirror-of",
+        "https://pypi.example.org/",
+        "--mirror-interval",
+        "2.5",
+        "--mirror-project",
+        "Zope.Interface",
+        "--mirror-project",
+        "twisted",
+        "--mirror-workers",
+        "3",
+        "--ring-mirror",
+        "http://b.example.org",
+        "--ring-mirror",
+        "http://c.example.org",
+    )
+    assert settings.mirror_of == "https://pypi.example.org"
+    assert settings.mirror_interval == 2.5
+    assert settings.mirror_project == ("zope-interface", "twisted")
+    assert settings.mirror_workers == 3
+    assert settings.ring_mirror == ("http://b.example.org", "http://c.example.org")
+    with pytest.raises(SystemExit, match="--mirror-project: 'not a name!' is not a project name"):
+        parse("--mirror-project", "not a name!")
+    with pytest.raises(SystemExit, match="--mirror-of: 'ftp://x' is not an http or https URL"):
+        parse("--mirror-of", "ftp://x")

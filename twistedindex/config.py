@@ -18,6 +18,8 @@ from typing import Any
 from attrs import field, frozen
 from hyperlink import URL
 
+from .names import PROJECT_NAME_RE, normalize
+
 MiB = 1024 * 1024
 
 
@@ -69,6 +71,12 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 def _text(value: str) -> str:
     return value
+
+
+def _project_name(value: str) -> str:
+    if not PROJECT_NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a project name")
+    return normalize(value)
 
 
 @frozen
@@ -158,6 +166,48 @@ OPTIONS: tuple[Option, ...] = (
         "Database URL: postgresql://user@host:port/db (any libpq form) or "
         "sqlite:PATH. Default: SQLite in the data directory.",
     ),
+    Option(
+        "mirror-of",
+        "mirror",
+        "upstream",
+        None,
+        _http_url,
+        "Make this index a read-only mirror of the index at this URL. Default: none (a master).",
+    ),
+    Option(
+        "mirror-interval",
+        "mirror",
+        "interval",
+        60.0,
+        _positive_float,
+        "Seconds between the starts of two mirror rounds.",
+    ),
+    Option(
+        "mirror-project",
+        "mirror",
+        "projects",
+        (),
+        _project_name,
+        "Mirror only this project (repeatable). Default: every project.",
+        repeatable=True,
+    ),
+    Option(
+        "mirror-workers",
+        "mirror",
+        "workers",
+        8,
+        _positive_int,
+        "How many upstream projects a mirror round fetches at once.",
+    ),
+    Option(
+        "ring-mirror",
+        "pep381",
+        "ring_mirrors",
+        (),
+        _http_url,
+        "A mirror of this index to list at /mirrors, with its age (repeatable).",
+        repeatable=True,
+    ),
 )
 
 OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
@@ -184,6 +234,11 @@ class Settings:
     max_upload_size: int = 100 * MiB
     registration: str = "closed"
     access_log: str | None = None
+    mirror_of: str | None = None
+    mirror_interval: float = 60.0
+    mirror_project: tuple[str, ...] = field(default=(), converter=_tuple)
+    mirror_workers: int = 8
+    ring_mirror: tuple[str, ...] = field(default=(), converter=_tuple)
 
     @property
     def sqlite_path(self) -> str:

@@ -200,6 +200,17 @@ class StagedFile:
         self._sha256.update(data)
         self._blake2b_256.update(data)
 
+    def peek_digests(self) -> Digests:
+        """
+        The digests of what was written so far, without finishing.
+        """
+        return Digests(
+            self._size,
+            self._md5.copy().hexdigest(),
+            self._sha256.copy().hexdigest(),
+            self._blake2b_256.copy().hexdigest(),
+        )
+
     def finish(self) -> Digests:
         """
         Flush the file to disk (this blocks: call it off the reactor thread
@@ -377,6 +388,29 @@ class FileStore:
             os.rmdir(directory)
         os.close(self._instance_lock)
         self._instance_dir = self._instance_lock = None
+
+    @property
+    def instance_name(self) -> str:
+        """
+        This process's name among those sharing the data directory.
+        """
+        return os.path.basename(self._instance())
+
+    def is_alive(self, instance_name: str) -> bool:
+        """
+        Whether the process that named itself C{instance_name} still runs:
+        it holds its staging directory's lock while it does.
+        """
+        directory = os.path.join(self.tmp, instance_name)
+        if os.path.join(self.tmp, instance_name) == self._instance_dir:
+            return True
+        if not os.path.isdir(directory):
+            return False
+        lock = _try_lock(directory)
+        if lock is None:
+            return True
+        os.close(lock)
+        return False
 
     def _instance(self) -> str:
         if self._instance_dir is not None and not os.path.isdir(self._instance_dir):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from attrs import evolve, frozen
@@ -165,6 +165,7 @@ class PackageIndex:
         # Until start() knows where the journal stands, nothing is trusted:
         # requests wait for it, and no page is cached.
         self._following = False
+        self._started = now_micros(reactor)
         # A catch-up failed (the database was out of reach): a change may not
         # have reached the observers yet, so requests ask again.
         self._behind = False
@@ -179,7 +180,7 @@ class PackageIndex:
 
     # Plumbing
 
-    def _now(self) -> int:
+    def now(self) -> int:
         return now_micros(self._reactor)
 
     def blocking(self, function: Callable[..., T], *args: Any) -> Any:
@@ -187,6 +188,19 @@ class PackageIndex:
         Run slow, blocking work on the index's worker threads.
         """
         return _in_pool(self._reactor, self._workers, function, *args)
+
+    async def check_writable(self) -> None:
+        """
+        :raises Forbidden: when the index is a mirror, which takes no changes.
+        """
+        await self.store.read(_unless_mirror, _nothing)
+
+    def _change(self, body: Callable[..., Awaitable[T]], *args: Any) -> Deferred[T]:
+        """
+        Run a change to the index as a write transaction, refused on a
+        mirror: its content is its upstream's alone.
+        """
+        return self.store.write(_unless_mirror, body, *args)
 
     def _argon2(self, function: Callable[..., T], *args: Any) -> Any:
         return _in_pool(self._reactor, self._password_worker, function, *args)
@@ -206,6 +220,13 @@ class PackageIndex:
         """
         self._change_observers.append(observer)
 
+    def announce(self, normalized_name: str, serial: int) -> None:
+        """
+        Tell the observers of a change committed outside this class's own
+        methods (a mirror applying its upstream's).
+        """
+        self._changed(normalized_name, serial)
+
     def _changed(self, normalized_name: str, serial: int) -> None:
         for observer in self._change_observers:
             try:
@@ -223,7 +244,7 @@ class PackageIndex:
         # Watch first, then read where the journal stands: a change committed
         # in between is both counted and announced, never missed.
         self.store.watch(self._external_change)
-        self._followed_serial = await self.last_serial()
+        self._followed_serial = await self._journal_serial()
         self._following = True
         # Answers the requests that waited for this, after one more look.
         self._external_change()
@@ -302,15 +323,24 @@ class PackageIndex:
 
         return await self.store.read(read)
 
-    async def file_is_stored(self, filename: str, blake2b_256: str) -> bool:
+    async def project_of_file(self, filename: str, blake2b_256: str) -> str | None:
         """
-        Whether a committed row holds this file.
+        The project of a file a committed row holds, or C{None}.
         """
 
-        async def read(tx: Transaction) -> bool:
-            return await tx.file_is_stored(filename, blake2b_256)
+        async def read(tx: Transaction) -> str | None:
+            return await tx.project_of_file(filename, blake2b_256)
 
         return await self.store.read(read)
+
+    async def mirror_of(self) -> str | None:
+        """
+        The upstream this index mirrors, or C{None} for a master.
+        """
+        return await self.store.read(_state, "mirror_of")
+
+    async def state(self, key: str) -> str | None:
+        return await self.store.read(_state, key)
 
     async def search(self, query: Query, limit: int, offset: int = 0) -> list[SearchHit]:
         """
@@ -352,8 +382,35 @@ class PackageIndex:
         return await self.store.read(read)
 
     async def project_list(self) -> ProjectList:
+        """
+        Every project with its serial, and the index's published serial.  A
+        mirror part-way through a round may hold projects newer than its
+        mirror serial: their serials are shown capped at it, so that a
+        downstream mirror that takes the largest listed serial as its own
+        never skips a change that the round has not applied yet.
+        """
+
         async def read(tx: Transaction) -> ProjectList:
-            return ProjectList(await tx.last_serial(), await tx.list_projects())
+            published = await tx.published_serial()
+            projects = await tx.list_projects()
+            if await tx.get_state("mirror_serial") is not None:
+                projects = [p if p.last_serial <= published else evolve(p, last_serial=published) for p in projects]
+            return ProjectList(published, projects)
+
+        return await self.store.read(read)
+
+    async def last_modified(self) -> int | None:
+        """
+        PEP 381's last-modified time (microseconds): a mirror's last complete
+        round (C{None} before its first); a master's newest change, or its
+        start.
+        """
+
+        async def read(tx: Transaction) -> int | None:
+            if await tx.get_state("mirror_of") is not None:
+                synced = await tx.get_state("mirror_synced")
+                return int(synced) if synced is not None else None
+            return await tx.last_change_time() or self._started
 
         return await self.store.read(read)
 
@@ -371,14 +428,14 @@ class PackageIndex:
         if password is not None:
             _check_password_rules(password)
             password_hash = await self._argon2(accounts.hash_password, password)
-        now = self._now()
+        now = self.now()
 
         async def create(tx: Transaction) -> User:
             if await tx.get_user(name) is not None:
                 raise InvalidRequest(f"User {name!r} already exists.")
             return await tx.insert_user(name, email, password_hash, now)
 
-        user = await self.store.write(create)
+        user = await self._change(create)
         log.info("created user {user}", user=user.name)
         return user
 
@@ -390,7 +447,7 @@ class PackageIndex:
             user = await _user(tx, name)
             await tx.set_password_hash(user.id, password_hash)
 
-        await self.store.write(update)
+        await self._change(update)
 
     async def get_user(self, name: str) -> User:
         async def find(tx: Transaction) -> User:
@@ -411,7 +468,7 @@ class PackageIndex:
         """
         secret = accounts.new_token()
         digest = accounts.token_digest(secret)
-        now = self._now()
+        now = self.now()
 
         async def create(tx: Transaction) -> Token:
             user = await _user(tx, user_name)
@@ -426,7 +483,7 @@ class PackageIndex:
             assert token is not None
             return token
 
-        token = await self.store.write(create)
+        token = await self._change(create)
         log.info("created API token {id} for {user}", id=token.id, user=token.user_name)
         return token, secret
 
@@ -437,7 +494,7 @@ class PackageIndex:
         return await self.store.read(find)
 
     async def revoke_token(self, token_id: int, actor: Actor = ADMIN) -> Token:
-        now = self._now()
+        now = self.now()
 
         async def revoke(tx: Transaction) -> Token:
             token = await tx.get_token(token_id)
@@ -448,7 +505,7 @@ class PackageIndex:
             await tx.revoke_token(token_id, now)
             return token
 
-        token = await self.store.write(revoke)
+        token = await self._change(revoke)
         log.info("revoked API token {id} of {user}", id=token.id, user=token.user_name)
         return token
 
@@ -485,7 +542,7 @@ class PackageIndex:
         found = await self.store.read(_find_token, accounts.token_digest(token))
         if found is None or found.revoked is not None:
             raise Unauthenticated(INVALID_AUTH, challenge)
-        now = self._now()
+        now = self.now()
         self.store.write(_touch_token, found.id, now).addErrback(
             lambda f: log.failure("recording the use of token {id} failed", f, id=found.id)
         )
@@ -566,9 +623,9 @@ class PackageIndex:
 
     async def _store_upload(self, actor: Actor, checked: _CheckedUpload, staged: StagedFile) -> UploadResult:
         placement = await self.blocking(self.files.prepare, staged, checked.filename, checked.wheel_metadata)
-        now = self._now()
+        now = self.now()
         try:
-            recorded = await self.store.write(_record_upload, actor, checked, placement, now)
+            recorded = await self._change(_record_upload, actor, checked, placement, now)
         except CheeseshopError:
             # Refused inside the transaction, which rolled back.
             await self._abandon(placement, checked)
@@ -610,7 +667,7 @@ class PackageIndex:
             recovery.
         """
         try:
-            return await self.store.write(_settle_placement, placement, checked.filename, checked.digests.blake2b_256)
+            return await self.store.write(settle_placement, placement, checked.filename, checked.digests.blake2b_256)
         except Exception:
             log.failure("could not settle the placement of {filename}; recovery will", filename=checked.filename)
             return False
@@ -621,7 +678,7 @@ class PackageIndex:
         whose rows are gone (none, unless the commit happened after all).
         """
         try:
-            await self.store.write(_settle_removal, removal)
+            await self.store.write(settle_removal, removal)
         except Exception:
             log.failure("could not settle a removal; recovery will")
 
@@ -633,8 +690,8 @@ class PackageIndex:
         form.sanitize()
         metadata = core_metadata.from_form(form)
         await self.blocking(core_metadata.check_description, metadata)
-        now = self._now()
-        project, release, serial = await self.store.write(_record_registration, actor, metadata, now)
+        now = self.now()
+        project, release, serial = await self._change(_record_registration, actor, metadata, now)
         if serial is not None:
             self._changed(project.normalized_name, serial)
         log.info("registered {project} {version}", project=project.name, version=release.version)
@@ -657,7 +714,7 @@ class PackageIndex:
         Yank (or unyank) a whole release: installers skip its files unless a
         requirement pins it with C{==} (PEP 592).
         """
-        now = self._now()
+        now = self.now()
         reason = (reason or "").strip() or None
 
         async def change(tx: Transaction) -> tuple[Project, Release, int]:
@@ -674,7 +731,7 @@ class PackageIndex:
             )
             return project, release, serial
 
-        project, release, serial = await self.store.write(change)
+        project, release, serial = await self._change(change)
         log.info(
             "{action} {project} {version}",
             action="yanked" if yanked else "unyanked",
@@ -695,7 +752,7 @@ class PackageIndex:
         return shielded(Deferred.fromCoroutine(self._remove(project_name, version, filename, actor)))
 
     async def _remove(self, project_name: str, version: str | None, filename: str | None, actor: Actor) -> Removed:
-        now = self._now()
+        now = self.now()
 
         planned: list[Removal] = []
 
@@ -737,7 +794,7 @@ class PackageIndex:
             return project, matching, 0, serial
 
         try:
-            project, files, releases, serial = await self.store.write(remove)
+            project, files, releases, serial = await self._change(remove)
         except BaseException:
             if planned:
                 await self._settle_removal(planned[0])
@@ -756,6 +813,16 @@ class PackageIndex:
     # Journal
 
     async def last_serial(self) -> int:
+        """
+        The index's published serial (see L{Transaction.published_serial}).
+        """
+
+        async def read(tx: Transaction) -> int:
+            return await tx.published_serial()
+
+        return await self.store.read(read)
+
+    async def _journal_serial(self) -> int:
         async def read(tx: Transaction) -> int:
             return await tx.last_serial()
 
@@ -832,7 +899,7 @@ async def _already_stored(tx: Transaction, filename: str, digests: Digests) -> b
     return False
 
 
-async def _settle_removal(tx: Transaction, removal: Removal) -> None:
+async def settle_removal(tx: Transaction, removal: Removal) -> None:
     stored = {
         (blake2b_256, filename)
         for blake2b_256, filename in removal.files
@@ -841,7 +908,7 @@ async def _settle_removal(tx: Transaction, removal: Removal) -> None:
     await tx.blocking(removal.done, lambda filename, blake2b_256: (blake2b_256, filename) in stored)
 
 
-async def _settle_placement(tx: Transaction, placement: Placement, filename: str, blake2b_256: str) -> bool:
+async def settle_placement(tx: Transaction, placement: Placement, filename: str, blake2b_256: str) -> bool:
     if await tx.file_is_stored(filename, blake2b_256):
         await tx.blocking(placement.done)
         return True
@@ -877,7 +944,29 @@ def _may_create(actor: Actor, name: str) -> None:
         )
 
 
+def read_only(upstream: str) -> Forbidden:
+    return Forbidden(f"This index is a read-only mirror of {upstream}")
+
+
+async def _unless_mirror(tx: Transaction, body: Callable[..., Awaitable[T]], *args: Any) -> T:
+    upstream = await tx.get_state("mirror_of")
+    if upstream is not None:
+        raise read_only(upstream)
+    return await body(tx, *args)
+
+
+async def _state(tx: Transaction, key: str) -> str | None:
+    return await tx.get_state(key)
+
+
+async def _nothing(tx: Transaction) -> None:
+    return None
+
+
 async def _check_upload_permission(tx: Transaction, actor: Actor, normalized_name: str) -> None:
+    upstream = await tx.get_state("mirror_of")
+    if upstream is not None:
+        raise read_only(upstream)  # before the archive checks: nothing here is kept
     project = await tx.get_project(normalized_name)
     if project is None:
         _may_create(actor, normalized_name)

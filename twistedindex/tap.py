@@ -84,6 +84,16 @@ class Options(SettingsOptions):
 
     opt_listen.__doc__ = _describe("Endpoint to serve HTTP on (repeatable).", "tcp:8080:interface=127.0.0.1")
 
+    def opt_mirror_project(self, name: str) -> None:
+        self["mirror-project"].append(name)
+
+    opt_mirror_project.__doc__ = "Mirror only this project (repeatable). Default: every project."
+
+    def opt_ring_mirror(self, url: str) -> None:
+        self["ring-mirror"].append(url)
+
+    opt_ring_mirror.__doc__ = "A mirror of this index to list at /mirrors, with its age (repeatable)."
+
     def postOptions(self) -> None:
         super().postOptions()
         from twisted.internet import reactor

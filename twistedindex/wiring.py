@@ -27,7 +27,9 @@ from twisted.logger import Logger
 from .config import Settings
 from .filestore import FileStore
 from .index import PackageIndex
-from .storage import IStore, SchemaError, StartupDatabase, StorageUnavailable, open_store
+from .mirror.service import MirrorService
+from .pep381 import Pep381
+from .storage import IStore, SchemaError, StartupDatabase, StorageUnavailable, Transaction, open_store
 from .web import build_root
 from .web.request import IndexSite
 
@@ -54,7 +56,8 @@ def prepare_data_dir(path: str) -> None:
 
 def prepare_storage(settings: Settings) -> FileStore:
     """
-    Bring the database schema up to date and recover the file store.
+    Bring the database schema up to date, recover the file store, and
+    record whether the index is a mirror.
     """
     prepare_data_dir(settings.data_dir)
     files = FileStore(settings.data_dir)
@@ -64,11 +67,38 @@ def prepare_storage(settings: Settings) -> FileStore:
             database.migrate()
             with database.write_locked() as file_is_stored:
                 files.recover(file_is_stored)
+            upstream = database.write(_claim_mirror, settings.mirror_of)
         finally:
             database.close()
     except (StorageUnavailable, SchemaError) as e:
         raise StartupError(str(e)) from None
+    if upstream is not None and settings.mirror_of is None:
+        log.warn(
+            "this index is a mirror of {upstream}; without --mirror-of it is served read-only and not synced",
+            upstream=upstream,
+        )
     return files
+
+
+async def _claim_mirror(tx: Transaction, upstream: str | None) -> str | None:
+    """
+    Make the database a mirror of C{upstream}, if given: only an empty index
+    becomes a mirror, and a mirror follows one upstream for good (serials
+    from two upstreams do not mix).
+
+    :return: the upstream the database mirrors, if any.
+    """
+    current = await tx.get_state("mirror_of")
+    if upstream is None or current == upstream:
+        return current
+    if current is not None:
+        raise StartupError(
+            f"this database mirrors {current}; a mirror of {upstream} needs a database and data directory of its own"
+        )
+    if await tx.list_projects():
+        raise StartupError(f"this database holds an index of its own; a mirror of {upstream} needs an empty one")
+    await tx.set_state("mirror_of", upstream)
+    return upstream
 
 
 class _Listener(StreamServerEndpointService):
@@ -119,11 +149,21 @@ class CheeseshopService(MultiService):
     The daemon: the store's connections plus the listeners (children).
     """
 
-    def __init__(self, store: IStore, files: FileStore, index: PackageIndex, reactor: Any) -> None:
+    def __init__(
+        self,
+        store: IStore,
+        files: FileStore,
+        index: PackageIndex,
+        pep381: Pep381,
+        mirror: MirrorService | None,
+        reactor: Any,
+    ) -> None:
         super().__init__()
         self.store = store
         self.files = files
         self.index = index
+        self.pep381 = pep381
+        self.mirror = mirror
         self._reactor = reactor
         self.ready: Deferred[None] | None = None
 
@@ -145,6 +185,9 @@ class CheeseshopService(MultiService):
     async def _start(self) -> None:
         await self.store.start()
         await self.index.start()
+        self.pep381.start(signs=await self.index.mirror_of() is None)
+        if self.mirror is not None:
+            self.mirror.startService()
         for listener in self:
             if isinstance(listener, _Listener):
                 listener.announce()
@@ -154,7 +197,14 @@ class CheeseshopService(MultiService):
         self._reactor.stop()
 
     async def _stop(self) -> None:
-        await DeferredList([Deferred.fromCoroutine(_maybe(s.stopService())) for s in reversed(list(self))])
+        stopping = [Deferred.fromCoroutine(_maybe(s.stopService())) for s in reversed(list(self))]
+        if self.mirror is not None and self.mirror.running:
+            stopping.append(Deferred.fromCoroutine(_maybe(self.mirror.stopService())))
+        await DeferredList(stopping)
+        try:
+            await self.pep381.stop()
+        except Exception:
+            log.failure("writing the last download counts failed")
         self.index.stop()
         await self.store.stop()
         self.files.close_instance()
@@ -180,10 +230,12 @@ def build_service(settings: Settings, reactor: Any) -> CheeseshopService:
     store = open_store(settings, reactor)
     files.open_instance()
     index = PackageIndex(store, files, reactor)
-    root = build_root(index, settings)
+    pep381 = Pep381(settings.data_dir, settings.ring_mirror, store, reactor)
+    root = build_root(index, settings, pep381)
     site = IndexSite(root, files, settings.max_upload_size, reactor, settings.access_log)
     site.simple = root.simple
-    service = CheeseshopService(store, files, index, reactor)
+    mirror = MirrorService(settings, index, reactor) if settings.mirror_of else None
+    service = CheeseshopService(store, files, index, pep381, mirror, reactor)
     for description in settings.listen:
         _Listener(description, serverFromString(reactor, description), site).setServiceParent(service)
     return service

@@ -398,3 +398,70 @@ async def test_two_stores_on_one_database_share_one_serial_sequence(settings: An
         assert project.last_serial == 40
     finally:
         await other.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_index_state_and_published_serial(store: Any) -> None:
+    """
+    State keys are set and replaced; the published serial is the journal's
+    until a mirror serial is set, and then that one.
+    """
+
+    async def body(tx: Transaction) -> Any:
+        await seed_release(tx)
+        before = (await tx.get_state("mirror_of"), await tx.published_serial())
+        await tx.set_state("mirror_of", "http://a.example")
+        await tx.set_state("mirror_of", "http://b.example")
+        await tx.set_state("mirror_serial", "41")
+        return before, await tx.get_state("mirror_of"), await tx.published_serial()
+
+    assert await store.write(body) == ((None, 2), "http://b.example", 41)
+
+
+@pytest_twisted.ensureDeferred
+async def test_mirror_bookkeeping(store: Any) -> None:
+    """
+    A project's failures add up until it is applied, which records its
+    serial and fingerprint and clears them.
+    """
+
+    async def body(tx: Transaction) -> Any:
+        await tx.mirror_project_failed("demo", "upstream said 500")
+        await tx.mirror_project_failed("demo", "stale page")
+        failed = await tx.mirror_project("demo")
+        await tx.set_mirror_project("demo", 12, "abc")
+        return failed, await tx.mirror_project("demo"), await tx.mirror_projects(), await tx.mirror_project("none")
+
+    failed, applied, everything, missing = await store.write(body)
+    assert (failed.serial, failed.failures, failed.last_error) == (0, 2, "stale page")
+    assert (applied.serial, applied.fingerprint, applied.failures, applied.last_error) == (12, "abc", 0, None)
+    assert everything == {"demo": applied} and missing is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_serversigs_and_downloads(store: Any) -> None:
+    """
+    Signatures are kept as bytes by project; download counts add up per
+    day, file and user agent.
+    """
+
+    async def body(tx: Transaction) -> Any:
+        await tx.set_serversig("demo", 3, b"\x30\x2c\x00\xff")
+        await tx.set_serversig("demo", 4, b"\x30\x2d")
+        await tx.set_serversig("gone", 1, b"x")
+        await tx.delete_serversig("gone")
+        await tx.add_downloads([("2026-11-20", "demo", "demo-1.0.tar.gz", "pip/25", 2)])
+        await tx.add_downloads(
+            [("2026-11-20", "demo", "demo-1.0.tar.gz", "pip/25", 3), ("2026-11-21", "demo", "demo-1.0.tar.gz", "uv", 1)]
+        )
+        return (
+            await tx.serversig("demo"),
+            await tx.serversig("gone"),
+            await tx.downloads_on("2026-11-20"),
+            await tx.download_days(),
+        )
+
+    signature, gone, counts, days = await store.write(body)
+    assert signature == (4, b"\x30\x2d") and gone is None
+    assert counts == [("demo", "demo-1.0.tar.gz", "pip/25", 5)]
+    assert days == ["2026-11-20", "2026-11-21"]

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import Settings
 from .interfaces import IStore
 from .migrate import SchemaError, migrate_postgres, migrate_sqlite
-from .transaction import WRITE_LOCK, Transaction
+from .transaction import WRITE_LOCK, SyncCursor, Transaction, run_to_end
+
+T = TypeVar("T")
 
 __all__ = ["IStore", "SchemaError", "StartupDatabase", "StorageUnavailable", "Transaction", "open_store"]
 
@@ -79,6 +81,32 @@ class StartupDatabase:
             raise
         except Exception as e:
             raise StorageUnavailable(f"cannot prepare the database schema: {_first_line(e)}") from None
+
+    def write(self, body: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """
+        Run a transaction body (see L{Transaction}) as one write
+        transaction, synchronously.
+        """
+        cursor = self._connection.cursor()
+        if self.dialect == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        else:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        try:
+            result = run_to_end(body(Transaction(SyncCursor(cursor, self.dialect)), *args))
+        except BaseException:
+            if self.dialect == "sqlite":
+                cursor.execute("ROLLBACK")
+            else:
+                self._connection.rollback()
+            raise
+        finally:
+            cursor.close()
+        if self.dialect == "sqlite":
+            self._connection.execute("COMMIT")
+        else:
+            self._connection.commit()
+        return result
 
     @contextmanager
     def write_locked(self) -> Iterator[Callable[[str, str], bool]]:

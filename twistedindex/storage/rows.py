@@ -98,3 +98,16 @@ class SearchHit:
     version: str
     summary: str
     ordering: int
+
+
+@frozen
+class MirrorProject:
+    """
+    A mirror's record of one upstream project.
+    """
+
+    normalized_name: str
+    serial: int
+    fingerprint: str | None
+    failures: int
+    last_error: str | None

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..names import latest_release, version_key
-from .rows import File, JournalEntry, Project, Release, SearchHit, Token, User
+from .rows import File, JournalEntry, MirrorProject, Project, Release, SearchHit, Token, User
 from .search import Query, compile_query
 
 
@@ -539,6 +539,17 @@ class Transaction:
         row = await self._one("SELECT 1 FROM files WHERE filename = %s AND blake2b_256 = %s", (filename, blake2b_256))
         return row is not None
 
+    async def project_of_file(self, filename: str, blake2b_256: str) -> str | None:
+        """
+        The name of the project holding this committed file, if any.
+        """
+        row = await self._one(
+            "SELECT p.name FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = r.project_id "
+            "WHERE f.filename = %s AND f.blake2b_256 = %s",
+            (filename, blake2b_256),
+        )
+        return None if row is None else str(row[0])
+
     # The journal
 
     async def append_journal(
@@ -613,6 +624,13 @@ class Transaction:
         row = await self._one("SELECT COALESCE(MAX(serial), 0) FROM journal")
         assert row is not None
         return int(row[0])
+
+    async def last_change_time(self) -> int | None:
+        """
+        When the newest journal entry was made (microseconds), if any.
+        """
+        row = await self._one("SELECT timestamp FROM journal ORDER BY serial DESC LIMIT 1")
+        return None if row is None else int(row[0])
 
     async def project_serials(self) -> dict[str, int]:
         """
@@ -732,3 +750,106 @@ class Transaction:
             (*wanted, len(wanted)),
         )
         return [(row[0], row[1]) for row in rows]
+
+    # The index's own state (schema version 3)
+
+    async def get_state(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM index_state WHERE key = %s", (key,))
+        return None if row is None else str(row[0])
+
+    async def set_state(self, key: str, value: str) -> None:
+        await self._run(
+            "INSERT INTO index_state (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def published_serial(self) -> int:
+        """
+        The serial the index vouches for: every change up to it can be read.
+        A mirror's is its upstream serial applied in full, which may lag the
+        projects it has already brought forward; a master's is its journal's.
+        """
+        mirrored = await self.get_state("mirror_serial")
+        return int(mirrored) if mirrored is not None else await self.last_serial()
+
+    # A mirror's bookkeeping
+
+    async def mirror_project(self, normalized_name: str) -> MirrorProject | None:
+        row = await self._one(
+            "SELECT normalized_name, serial, fingerprint, failures, last_error FROM mirror_projects "
+            "WHERE normalized_name = %s",
+            (normalized_name,),
+        )
+        return None if row is None else MirrorProject(*row)
+
+    async def mirror_projects(self) -> dict[str, MirrorProject]:
+        rows = await self._all("SELECT normalized_name, serial, fingerprint, failures, last_error FROM mirror_projects")
+        return {row[0]: MirrorProject(*row) for row in rows}
+
+    async def set_mirror_project(self, normalized_name: str, serial: int, fingerprint: str | None) -> None:
+        """
+        Record a project as applied up to C{serial}, clearing its failures.
+        """
+        await self._run(
+            "INSERT INTO mirror_projects (normalized_name, serial, fingerprint, failures, last_error) "
+            "VALUES (%s, %s, %s, 0, NULL) ON CONFLICT (normalized_name) DO UPDATE SET "
+            "serial = excluded.serial, fingerprint = excluded.fingerprint, failures = 0, last_error = NULL",
+            (normalized_name, serial, fingerprint),
+        )
+
+    async def mirror_project_failed(self, normalized_name: str, error: str) -> None:
+        await self._run(
+            "INSERT INTO mirror_projects (normalized_name, serial, fingerprint, failures, last_error) "
+            "VALUES (%s, 0, NULL, 1, %s) ON CONFLICT (normalized_name) DO UPDATE SET "
+            "failures = mirror_projects.failures + 1, last_error = excluded.last_error",
+            (normalized_name, error),
+        )
+
+    async def set_project_serial(self, project_id: int, serial: int) -> None:
+        """
+        A mirror's: set a project's serial to its upstream's.
+        """
+        await self._run("UPDATE projects SET last_serial = %s WHERE id = %s", (serial, project_id))
+
+    # PEP 381
+
+    async def serversig(self, normalized_name: str) -> tuple[int, bytes] | None:
+        row = await self._one("SELECT serial, signature FROM serversigs WHERE normalized_name = %s", (normalized_name,))
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    async def set_serversig(self, normalized_name: str, serial: int, signature: bytes) -> None:
+        await self._run(
+            "INSERT INTO serversigs (normalized_name, serial, signature) VALUES (%s, %s, %s) "
+            "ON CONFLICT (normalized_name) DO UPDATE SET serial = excluded.serial, signature = excluded.signature",
+            (normalized_name, serial, signature),
+        )
+
+    async def delete_serversig(self, normalized_name: str) -> None:
+        await self._run("DELETE FROM serversigs WHERE normalized_name = %s", (normalized_name,))
+
+    async def add_downloads(self, counts: Sequence[tuple[str, str, str, str, int]]) -> None:
+        """
+        Add C{(day, project, filename, user agent, count)} download counts.
+        """
+        for day, project, filename, user_agent, count in counts:
+            await self._run(
+                "INSERT INTO downloads (day, project, filename, user_agent, count) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (day, filename, user_agent) DO UPDATE SET count = downloads.count + excluded.count",
+                (day, project, filename, user_agent, count),
+            )
+
+    async def downloads_on(self, day: str) -> list[tuple[str, str, str, int]]:
+        """
+        C{(project, filename, user agent, count)} for one day, in that order.
+        """
+        rows = await self._all(
+            "SELECT project, filename, user_agent, count FROM downloads WHERE day = %s "
+            "ORDER BY project, filename, user_agent",
+            (day,),
+        )
+        return [(row[0], row[1], row[2], int(row[3])) for row in rows]
+
+    async def download_days(self) -> list[str]:
+        rows = await self._all("SELECT DISTINCT day FROM downloads ORDER BY day")
+        return [row[0] for row in rows]

@@ -280,8 +280,7 @@ class CachedPageResource(Resource):
             page = self.cache.get(route.key, route.project)
             if page is not None:
                 return self._serve(request, page, route)
-        Deferred.fromCoroutine(self._render_later(request, route, pending))
-        return NOT_DONE_YET
+        return answer_later(request, lambda: self._render_later(request, route, pending))
 
     render_HEAD = render_GET
 
@@ -289,36 +288,58 @@ class CachedPageResource(Resource):
         headers = self.headers + ((b"x-pypi-last-serial", b"%d" % page.serial),)
         return serve_page(request, page, route.content_type, headers)
 
-    async def _render_later(self, request: Request, route: Route, pending: Deferred[None] | None) -> None:
+    async def current(self, route: Route, pending: Deferred[None] | None = None) -> Page | None:
+        """
+        The route's page as it stands now: from the cache if current, else
+        rendered (and cached).
+        """
+        if pending is not None:
+            try:
+                await pending
+            except Exception:
+                # The database is out of reach: a cached page is the best
+                # answer there is (the index logged the failure).
+                pass
+        page = self.cache.get(route.key, route.project)
+        if page is None:
+            page = await route.render()
+            if page is not None:
+                self.cache.put(route.key, page, route.project)
+        return page
+
+    async def _render_later(self, request: Request, route: Route, pending: Deferred[None] | None) -> bytes | int:
+        page = await self.current(route, pending)
+        if request.channel is None:
+            return NOT_DONE_YET  # the client went away
+        return self._serve(request, page, route) if page is not None else not_found(request)
+
+
+def answer_later(request: Request, work: Callable[[], Awaitable[bytes | int]]) -> int:
+    """
+    Answer C{request} with the body C{work} gives (or leave it, if C{work}
+    answered itself and gave C{NOT_DONE_YET}); a failure is a 500.
+    """
+
+    async def run() -> None:
         try:
-            if pending is not None:
-                try:
-                    await pending
-                except Exception:
-                    # The database is out of reach: a cached page is the
-                    # best answer there is (the index logged the failure).
-                    pass
-            page = self.cache.get(route.key, route.project)
-            if page is None:
-                page = await route.render()
-                if page is not None:
-                    self.cache.put(route.key, page, route.project)
-            if request.channel is None:
-                return  # the client went away
-            body = self._serve(request, page, route) if page is not None else not_found(request)
-            if body == NOT_DONE_YET:
-                return  # answered already (a 304)
+            body = await work()
         except Exception:
-            log.failure("rendering {path} failed", path=request.path)
+            log.failure("answering {path} failed", path=request.path)
             request.setResponseCode(500)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             body = b"Internal server error\n"
-        if request.channel is None:
-            return  # the client went away
+        if body == NOT_DONE_YET or request.channel is None:
+            return  # answered already (a 304), or the client went away
+        assert isinstance(body, bytes)
         if request.method != b"HEAD":
             request.setHeader(b"content-length", b"%d" % len(body))
             request.write(body)
+        elif not request.responseHeaders.hasHeader(b"content-length"):
+            request.setHeader(b"content-length", b"%d" % len(body))
         request.finish()
+
+    Deferred.fromCoroutine(run())
+    return NOT_DONE_YET  # type: ignore[no-any-return]
 
 
 def redirect_to(location: bytes) -> Answer:

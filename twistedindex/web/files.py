@@ -21,6 +21,7 @@ from twisted.web.static import File as StaticFile
 
 from ..filestore import METADATA_SUFFIX
 from ..index import PackageIndex
+from ..pep381 import DownloadCounter, today
 from .cache import etag_matches, not_found, not_modified
 
 log = Logger()
@@ -39,13 +40,15 @@ class FilesResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, index: PackageIndex) -> None:
+    def __init__(self, index: PackageIndex, downloads: DownloadCounter) -> None:
         super().__init__()
         self._index = index
-        # (filename, blake2b_256) of files known to be committed.  Any change
-        # may be a removal, so each one empties it: a removed file is not
-        # served in the moment between its row's deletion and its unlinking.
-        self._committed: set[tuple[str, str]] = set()
+        self._downloads = downloads
+        # The projects of files known to be committed, by (filename,
+        # blake2b_256).  Any change may be a removal, so each one empties
+        # it: a removed file is not served in the moment between its row's
+        # deletion and its unlinking.
+        self._committed: dict[tuple[str, str], str] = {}
         index.observe_changes(lambda project, serial: self._committed.clear())
 
     def render_GET(self, request: Request) -> bytes | int:
@@ -62,8 +65,9 @@ class FilesResource(Resource):
         if not filename or "/" in filename:
             return not_found(request)
         owner = filename.removesuffix(METADATA_SUFFIX)
-        if (owner, blake2b_256) in self._committed:
-            return self._serve(request, blake2b_256, filename)
+        project = self._committed.get((owner, blake2b_256))
+        if project is not None:
+            return self._serve(request, blake2b_256, filename, project)
         Deferred.fromCoroutine(self._serve_later(request, blake2b_256, owner, filename))
         return NOT_DONE_YET
 
@@ -71,17 +75,17 @@ class FilesResource(Resource):
 
     async def _serve_later(self, request: Request, blake2b_256: str, owner: str, filename: str) -> None:
         try:
-            stored = await self._index.file_is_stored(owner, blake2b_256)
+            project = await self._index.project_of_file(owner, blake2b_256)
         except Exception:
             log.failure("looking up {filename} failed", filename=filename)
-            stored = False
+            project = None
         if request.channel is None:
             return
-        if stored:
+        if project is not None:
             if len(self._committed) >= _COMMITTED_LIMIT:
                 self._committed.clear()
-            self._committed.add((owner, blake2b_256))
-            body = self._serve(request, blake2b_256, filename)
+            self._committed[(owner, blake2b_256)] = project
+            body = self._serve(request, blake2b_256, filename, project)
         else:
             body = not_found(request)
         if body is NOT_DONE_YET:
@@ -91,7 +95,7 @@ class FilesResource(Resource):
             request.write(body)
         request.finish()
 
-    def _serve(self, request: Request, blake2b_256: str, filename: str) -> bytes | int:
+    def _serve(self, request: Request, blake2b_256: str, filename: str, project: str) -> bytes | int:
         is_metadata = filename.endswith(METADATA_SUFFIX)
         path = self._index.files.path(blake2b_256, filename.removesuffix(METADATA_SUFFIX)) + (
             METADATA_SUFFIX if is_metadata else ""
@@ -112,4 +116,8 @@ class FilesResource(Resource):
         match = request.getHeader(b"if-none-match")
         if match is not None and etag_matches(match, etag):
             return not_modified(request, resource.getFileSize())
+        if request.method == b"GET" and not is_metadata and request.getHeader(b"range") is None:
+            # PEP 381's statistics count whole downloads of distributions.
+            user_agent = (request.getHeader(b"user-agent") or b"").decode("utf-8", "replace")
+            self._downloads.count(today(self._index.now() / 1e6), project, filename, user_agent)
         return resource.render(request)

@@ -26,6 +26,10 @@ log = Logger()
 _CLASSIFIERS = ("\n".join(sorted_classifiers) + "\n").encode("utf-8")
 
 
+# The actions that would change the index.
+_CHANGES = frozenset(["file_upload", "submit", "user"])
+
+
 def _ok(request: Request) -> bytes:
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     return b"OK\n"
@@ -66,6 +70,9 @@ class LegacyAPI:
             return _CLASSIFIERS
         if request.method != b"POST":
             raise InvalidRequest(f"The {action or 'missing'} action needs a POST request.")
+        if action in _CHANGES:
+            # Said first, whoever asks: a mirror takes no changes at all.
+            await self._index.check_writable()
         if action == "file_upload":
             actor = await self.identify(request, challenge=False)
             await self._index.upload(actor, form)

@@ -13,11 +13,13 @@ from twisted.web.server import Request
 
 from ..config import Settings
 from ..index import PackageIndex
+from ..pep381 import Pep381
 from ..rpc import IndexXMLRPC, wants_xmlrpc
 from .app import IndexApp
 from .cache import PageCache
 from .files import FilesResource
 from .jsonapi import JsonApiResource
+from .pep381 import LastModifiedResource, LocalStatsResource, MirrorsResource, ServerKeyResource, ServerSigResource
 from .simple import SimpleResource
 
 
@@ -26,7 +28,7 @@ class Root(Resource):
     Dispatches on the first path segment.
     """
 
-    def __init__(self, index: PackageIndex, settings: Settings) -> None:
+    def __init__(self, index: PackageIndex, settings: Settings, pep381: Pep381) -> None:
         super().__init__()
         self.index = index
         self.settings = settings
@@ -36,8 +38,13 @@ class Root(Resource):
         self.xmlrpc = IndexXMLRPC(index, settings)
         self._children: dict[bytes, Resource] = {
             b"simple": self.simple,
-            b"packages": FilesResource(index),
+            b"packages": FilesResource(index, pep381.downloads),
             b"RPC2": self.xmlrpc,
+            b"serverkey": ServerKeyResource(index, pep381),
+            b"serversig": ServerSigResource(index, pep381, self.simple),
+            b"last-modified": LastModifiedResource(index),
+            b"mirrors": MirrorsResource(pep381),
+            b"local-stats": LocalStatsResource(index, pep381),
         }
         self._json_api = JsonApiResource(index, self.cache, settings)
         self.app = IndexApp(index, settings)
@@ -60,5 +67,5 @@ class Root(Resource):
         return self._app_resource
 
 
-def build_root(index: PackageIndex, settings: Settings) -> Root:
-    return Root(index, settings)
+def build_root(index: PackageIndex, settings: Settings, pep381: Pep381) -> Root:
+    return Root(index, settings, pep381)

@@ -233,6 +233,16 @@ class SimpleResource(CachedPageResource):
             (project, kind), project, _CONTENT_TYPES[content_type], lambda: self._render_project(project, kind)
         )
 
+    async def project_page(self, project: str) -> Page | None:
+        """
+        A project's PEP 503 HTML page, exactly as C{/simple/<project>/}
+        serves it (PEP 381 signs these bytes).
+        """
+        route = Route(
+            (project, "html"), project, _CONTENT_TYPES[TEXT_HTML], lambda: self._render_project(project, "html")
+        )
+        return await self.current(route, self.index.pending_changes())
+
     async def _render_index(self, kind: str) -> Page:
         listing = await self.index.project_list()
         body = index_json(listing) if kind == "json" else index_html(listing)

@@ -1,0 +1,265 @@
+"""
+Mirroring between real daemons on loopback: a master, its mirror, and a
+mirror of that mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import xmlrpc.client
+from pathlib import Path
+
+import pytest
+
+from twistedindex import pep381
+
+from .daemon import environment
+from .distributions import sdist, wheel
+from .http import get
+from .mirroring import (
+    eventually,
+    json_api,
+    same_pages,
+    serial,
+    staged_files,
+    start_master,
+    start_mirror,
+    stored_files,
+    upload,
+)
+from .upstream_proxy import Fault, upstream_proxy
+
+
+def test_a_ring_of_three_follows_the_master(tmp_path: Path, pg_dsn: str) -> None:
+    """
+    A mirror (on PostgreSQL) and a mirror of it (on SQLite) serve what the
+    master serves, byte for byte, and follow its uploads, yanks and
+    removals; the master's signatures verify on the last node; pip installs
+    from it.
+    """
+    master = start_master(tmp_path / "master")
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    assert upload(master, wheel(dists, "Alpha.Pkg", "1.0", dist_name="alpha_pkg"), "Alpha.Pkg", "1.0").status == 200
+    assert upload(master, sdist(dists, "Alpha.Pkg", "1.0"), "Alpha.Pkg", "1.0").status == 200
+    assert upload(master, wheel(dists, "beta", "0.1"), "beta", "0.1").status == 200
+    first = start_mirror(tmp_path / "first", master.url, "--database", pg_dsn)
+    second = start_mirror(tmp_path / "second", first.url)
+    projects = ["alpha-pkg", "beta"]
+    eventually(lambda: same_pages(master, second, projects), what="the first sync to reach the ring's end")
+    start = serial(master)
+
+    assert upload(master, wheel(dists, "Alpha.Pkg", "2.0", dist_name="alpha_pkg"), "Alpha.Pkg", "2.0").status == 200
+    master.admin("yank", "alpha-pkg", "1.0", "--reason", "broken")
+    master.admin("remove", "alpha-pkg", "1.0", "alpha_pkg-1.0.tar.gz")
+    master.admin("remove", "beta")
+    for node in (first, second):
+        eventually(lambda node=node: same_pages(master, node, projects), what=f"{node.url} to follow")
+
+    # Everything the master serves, every node serves: pages, JSON API,
+    # XML-RPC, files.
+    for node in (first, second):
+        assert get(node.simple_url + "beta/").status == 404
+        assert 'data-yanked="broken"' in get(node.simple_url + "alpha-pkg/").text
+        assert json_api(node, "alpha-pkg") == json_api(master, "alpha-pkg")
+        for method, args in (
+            ("changelog_since_serial", (start,)),
+            ("list_packages_with_serial", ()),
+            ("release_data", ("alpha-pkg", "2.0")),
+            ("package_roles", ("alpha-pkg",)),
+        ):
+            here = getattr(xmlrpc.client.ServerProxy(node.url + "pypi"), method)(*args)
+            there = getattr(xmlrpc.client.ServerProxy(master.url + "pypi"), method)(*args)
+            if method == "release_data":  # absolute URLs name each node
+                for data in (here, there):
+                    data.pop("package_url"), data.pop("release_url")
+            assert here == there, method
+        for file in json_api(node, "alpha-pkg")["urls"]:
+            body = get(node.url + file["url"].lstrip("/")).body
+            assert hashlib.sha256(body).hexdigest() == file["digests"]["sha256"]
+    assert not any("beta" in path for path in stored_files(second.data_dir))
+    assert len(stored_files(second.data_dir)) == len(stored_files(master.data_dir))
+
+    # PEP 381: the master's signature, copied down the ring, verifies on the
+    # last node; /serverkey leads there too.
+    key = get(master.url + "serverkey").body
+    signature = eventually(
+        lambda: get(second.url + "serversig/alpha-pkg").status == 200 and get(second.url + "serversig/alpha-pkg"),
+        what="the signature to reach the ring's end",
+    )
+    assert pep381.verify(key, signature.body, get(second.simple_url + "alpha-pkg/").body)
+    assert get(second.url + "serverkey").headers["Location"] == f"{first.url.rstrip('/')}/serverkey"
+    assert get(first.url + "serverkey").headers["Location"] == f"{master.url.rstrip('/')}/serverkey"
+    assert re.fullmatch(r"\d{8}T\d{2}:\d{2}:\d{2}\n", get(second.url + "last-modified").text)
+
+    downloads = tmp_path / "downloads"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--index-url", second.simple_url, "-d", str(downloads)]
+        + ["alpha-pkg==2.0"],
+        capture_output=True,
+        text=True,
+        env=environment(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (downloads / "alpha_pkg-2.0-py3-none-any.whl").read_bytes() == (
+        dists / "alpha_pkg-2.0-py3-none-any.whl"
+    ).read_bytes()
+    for node in (second, first, master):
+        node.stop()
+
+
+def test_a_mirror_is_read_only(tmp_path: Path) -> None:
+    """
+    Uploads, registrations and the administrator's changes on a mirror are
+    refused with 403 and the reason, whoever asks.
+    """
+    master = start_master(tmp_path / "master")
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    assert upload(master, wheel(dists, "kept", "1.0"), "kept", "1.0").status == 200
+    mirror = start_mirror(tmp_path / "mirror", master.url)
+    eventually(lambda: get(mirror.simple_url + "kept/").status == 200)
+    reason = f"This index is a read-only mirror of {master.url.rstrip('/')}"
+    refused = upload(mirror, wheel(dists, "kept", "2.0"), "kept", "2.0", user="nobody")
+    assert (refused.status, refused.reason) == (403, reason)
+    for args in (("yank", "kept", "1.0"), ("remove", "kept"), ("adduser", "someone", "--password-stdin")):
+        result = mirror.admin(*args, check=False, password="a long password")
+        assert result.returncode != 0 and reason in result.stderr, result
+    assert get(mirror.simple_url + "kept/").status == 200
+    mirror.stop()
+    master.stop()
+
+
+def test_a_mirror_killed_mid_sync_converges(tmp_path: Path) -> None:
+    """
+    A mirror killed (kill -9) in the middle of its first sync, and started
+    again, reaches the master's state with no partial and no duplicate
+    files.
+    """
+    master = start_master(tmp_path / "master")
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    names = [f"many-{i:02d}" for i in range(24)]
+    for name in names:
+        for version in ("1.0", "1.1"):
+            path = wheel(dists, name, version, payload=os.urandom(64 * 1024))
+            assert upload(master, path, name, version).status == 200
+    with upstream_proxy(master.url) as proxy:
+        # Slow files, so that the kill lands part-way through.
+        proxy.add(Fault(r"^/packages/", "delay", seconds=0.05))
+        mirror = start_mirror(tmp_path / "mirror", proxy.url, "--mirror-workers", "2")
+        eventually(lambda: len(stored_files(mirror.data_dir)) >= 8, what="some files to arrive")
+        mirror.daemon.kill()
+        assert len(stored_files(mirror.data_dir)) < 2 * 2 * len(names)
+        proxy.clear()
+        mirror.start()
+        eventually(lambda: same_pages(master, mirror, names), timeout=60, what="the mirror to converge")
+        assert stored_files(mirror.data_dir) == stored_files(master.data_dir)
+        assert staged_files(mirror.data_dir) == []
+        mirror.stop()
+    master.stop()
+
+
+def test_mirroring_an_upstream_by_its_pages(tmp_path: Path) -> None:
+    """
+    An upstream that does not answer XML-RPC is followed by its simple
+    pages: the mirror numbers its own journal, and gets the same files,
+    yanks and removals.
+    """
+    master = start_master(tmp_path / "master")
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    assert upload(master, wheel(dists, "paged", "1.0"), "paged", "1.0").status == 200
+    assert upload(master, sdist(dists, "paged", "1.0"), "paged", "1.0").status == 200
+    assert upload(master, wheel(dists, "other", "0.1"), "other", "0.1").status == 200
+    with upstream_proxy(master.url) as proxy:
+        proxy.add(Fault(r"^/pypi", "404", method="POST"))
+        mirror = start_mirror(tmp_path / "mirror", proxy.url)
+
+        def files(index: object, project: str) -> set[tuple[str, str, object]]:
+            document = json_api(index, project)  # type: ignore[arg-type]
+            return {
+                (f["filename"], f["digests"]["sha256"], f["yanked_reason"] if f["yanked"] else False)
+                for release in document["releases"].values()
+                for f in release
+            }
+
+        eventually(lambda: files(mirror, "paged") == files(master, "paged") and files(mirror, "other"))
+        master.admin("yank", "paged", "1.0", "--reason", "old")
+        assert upload(master, wheel(dists, "paged", "2.0"), "paged", "2.0").status == 200
+        master.admin("remove", "other")
+        eventually(lambda: files(mirror, "paged") == files(master, "paged"), what="the yank and the upload")
+        eventually(lambda: get(mirror.simple_url + "other/").status == 404, what="the removal")
+        assert "following " in mirror.daemon.log and "by its simple pages" in mirror.daemon.log
+        assert json_api(mirror, "paged")["info"]["summary"] == json_api(master, "paged")["info"]["summary"]
+        assert stored_files(mirror.data_dir) == stored_files(master.data_dir)
+        mirror.stop()
+    master.stop()
+
+
+def test_a_mirror_of_some_projects(tmp_path: Path) -> None:
+    """
+    --mirror-project limits the mirror to those projects.
+    """
+    master = start_master(tmp_path / "master")
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    for name in ("wanted", "unwanted"):
+        assert upload(master, wheel(dists, name, "1.0"), name, "1.0").status == 200
+    mirror = start_mirror(tmp_path / "mirror", master.url, "--mirror-project", "Wanted")
+    eventually(lambda: get(mirror.simple_url + "wanted/").status == 200)
+    assert upload(master, wheel(dists, "wanted", "2.0"), "wanted", "2.0").status == 200
+    assert upload(master, wheel(dists, "unwanted", "2.0"), "unwanted", "2.0").status == 200
+    eventually(lambda: "wanted-2.0" in get(mirror.simple_url + "wanted/").text)
+    assert get(mirror.simple_url + "unwanted/").status == 404
+    assert serial(mirror) == serial(master)
+    mirror.stop()
+    master.stop()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(r"^/pypi/broken/json", "500"),
+        Fault(r"^/pypi/broken/json", "stale"),
+        Fault(r"^/packages/.*/broken-2\.0", "truncate"),
+        Fault(r"^/packages/.*/broken-2\.0", "corrupt"),
+        Fault(r"^/packages/.*/broken-2\.0", "500"),
+    ],
+    ids=["json-500", "stale-serial", "truncated-file", "wrong-hash", "file-500"],
+)
+def test_upstream_faults_are_never_served(tmp_path: Path, fault: Fault) -> None:
+    """
+    While the upstream fails one project (an error, a stale page, a cut-off
+    or corrupted file), the mirror keeps serving that project's last good
+    state, brings the others forward, and holds its serial; once the fault
+    clears, it converges.
+    """
+    master = start_master(tmp_path / "master")
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    assert upload(master, wheel(dists, "broken", "1.0"), "broken", "1.0").status == 200
+    with upstream_proxy(master.url) as proxy:
+        mirror = start_mirror(tmp_path / "mirror", proxy.url)
+        eventually(lambda: same_pages(master, mirror, ["broken"]), what="the first sync")
+        held = serial(mirror)
+        before = get(mirror.simple_url + "broken/").body
+        proxy.add(fault)
+        assert upload(master, wheel(dists, "broken", "2.0"), "broken", "2.0").status == 200
+        assert upload(master, wheel(dists, "healthy", "1.0"), "healthy", "1.0").status == 200
+        eventually(lambda: get(mirror.simple_url + "healthy/").status == 200, what="the healthy project")
+        eventually(lambda: fault.hits >= 2, what="the fault to be met twice")
+        assert get(mirror.simple_url + "broken/").body == before
+        assert serial(mirror) == held
+        assert not any("broken-2.0" in path for path in stored_files(mirror.data_dir))
+        assert "mirror: broken failed" in mirror.daemon.log
+        proxy.clear()
+        eventually(lambda: same_pages(master, mirror, ["broken", "healthy"]), what="convergence after the fault")
+        assert stored_files(mirror.data_dir) == stored_files(master.data_dir)
+        assert staged_files(mirror.data_dir) == []
+        mirror.stop()
+    master.stop()

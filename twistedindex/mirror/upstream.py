@@ -1,0 +1,238 @@
+# -*- test-case-name: tests.test_mirror -*-
+"""
+Reading an upstream index: what changed, and what a project looks like now.
+
+Two ways, chosen by what the upstream offers (L{discover}):
+
+ - L{SerialUpstream}: XML-RPC C{list_packages_with_serial} for the first
+   sync and C{changelog_since_serial} after it, with the JSON API for each
+   project; the mirror keeps the upstream's serials.  Warehouse and every
+   twistedindex answer this way.
+ - L{PageUpstream}: the simple index and project pages only (PEP 691 JSON
+   when offered, PEP 503 HTML otherwise), as devpi and pypiserver serve
+   them; changes are found by comparing pages, and the mirror numbers its
+   own journal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from attrs import frozen
+
+from ..names import PROJECT_NAME_RE, normalize
+from .client import NotFound, UpstreamClient, UpstreamError
+from .snapshot import (
+    SIMPLE_ACCEPT,
+    ProjectSnapshot,
+    ReleaseSnapshot,
+    from_json_api,
+    from_simple,
+    listing_from_simple,
+    release_from_json_api,
+)
+
+# PyPI answers changelog_since_serial with at most this many entries.
+CHANGELOG_PAGE = 50_000
+
+# Changelog actions after which a release's description is read again.
+_DESCRIBING_ACTIONS = ("new release", "update ")
+
+
+class StalePage(UpstreamError):
+    """
+    The upstream's page is older than its changelog promised: try later.
+    """
+
+
+@frozen
+class JournalEntry:
+    """
+    One upstream changelog entry, as C{changelog_since_serial} gives it.
+    """
+
+    name: str
+    version: str | None
+    timestamp: int
+    action: str
+    serial: int
+
+    @property
+    def normalized_name(self) -> str:
+        return normalize(self.name)
+
+
+@frozen
+class Wanted:
+    """
+    A project a round brings forward.
+
+    :ivar serial: the serial its page must show at least (serial upstreams),
+        or its C{_last-serial} in the listing (page upstreams, if given).
+    :ivar versions: releases whose descriptions must be read again, or
+        C{None} for every release not yet here.
+    """
+
+    name: str
+    serial: int | None
+    versions: frozenset[str] = frozenset()
+
+    @property
+    def normalized_name(self) -> str:
+        return normalize(self.name)
+
+
+def parse_listing(value: Any) -> dict[str, int]:
+    """
+    C{list_packages_with_serial}'s answer, checked.
+    """
+    if not isinstance(value, dict):
+        raise UpstreamError("list_packages_with_serial did not answer with a struct")
+    listing: dict[str, int] = {}
+    for name, serial in value.items():
+        if isinstance(name, str) and PROJECT_NAME_RE.match(name) and isinstance(serial, int):
+            listing[name] = serial
+    return listing
+
+
+def parse_changelog(value: Any, after: int) -> list[JournalEntry]:
+    """
+    C{changelog_since_serial}'s answer, checked: entries after C{after}, in
+    strictly increasing serial order.
+    """
+    if not isinstance(value, list):
+        raise UpstreamError("changelog_since_serial did not answer with an array")
+    entries: list[JournalEntry] = []
+    last = after
+    for row in value:
+        if not (isinstance(row, list | tuple) and len(row) >= 5):
+            raise UpstreamError(f"changelog_since_serial: a malformed entry {row!r}")
+        name, version, timestamp, action, serial = row[:5]
+        if not (
+            isinstance(name, str)
+            and (version is None or isinstance(version, str))
+            and isinstance(timestamp, int)
+            and isinstance(action, str)
+            and isinstance(serial, int)
+        ):
+            raise UpstreamError(f"changelog_since_serial: a malformed entry {row!r}")
+        if serial <= last:
+            raise UpstreamError(f"changelog_since_serial: serial {serial} after {last}")
+        last = serial
+        entries.append(JournalEntry(name, version or None, timestamp, action, serial))
+    return entries
+
+
+def wanted_from_changelog(entries: Iterable[JournalEntry]) -> dict[str, Wanted]:
+    """
+    The projects a changelog touches, each with the newest serial it reached
+    and the releases whose descriptions it changed.
+    """
+    serials: dict[str, int] = {}
+    names: dict[str, str] = {}
+    versions: dict[str, set[str]] = {}
+    for entry in entries:
+        key = entry.normalized_name
+        serials[key] = entry.serial
+        names[key] = entry.name
+        if entry.version and entry.action.startswith(_DESCRIBING_ACTIONS):
+            versions.setdefault(key, set()).add(entry.version)
+    return {key: Wanted(names[key], serials[key], frozenset(versions.get(key, ()))) for key in serials}
+
+
+class SerialUpstream:
+    """
+    An upstream with serials: Warehouse's XML-RPC and JSON API.
+    """
+
+    mode = "serials"
+
+    def __init__(self, client: UpstreamClient) -> None:
+        self.client = client
+
+    async def listing(self) -> dict[str, int]:
+        return parse_listing(await self.client.xmlrpc("list_packages_with_serial"))
+
+    async def changelog(self, after: int) -> list[JournalEntry]:
+        return parse_changelog(await self.client.xmlrpc("changelog_since_serial", after), after)
+
+    async def project(self, wanted: Wanted) -> ProjectSnapshot | None:
+        """
+        The project's JSON API page, or C{None} if the upstream has no such
+        project (any more).
+
+        :raises StalePage: if the page is older than C{wanted.serial}.
+        """
+        try:
+            page = await self.client.page(f"pypi/{wanted.normalized_name}/json", accept="application/json")
+        except NotFound:
+            return None
+        _check_fresh(page.url, page.serial, wanted.serial)
+        return from_json_api(page.body or b"", page.url, page.serial)
+
+    async def release(self, normalized_name: str, version: str, serial: int | None) -> ReleaseSnapshot:
+        page = await self.client.page(f"pypi/{normalized_name}/{version}/json", accept="application/json")
+        _check_fresh(page.url, page.serial, serial)
+        return release_from_json_api(page.body or b"", page.url)
+
+    async def serversig(self, normalized_name: str) -> tuple[int | None, bytes] | None:
+        """
+        The upstream's PEP 381 signature of the project's simple page, with
+        the serial of the page it signs; C{None} if it has none.
+        """
+        try:
+            page = await self.client.page(f"serversig/{normalized_name}")
+        except NotFound:
+            return None
+        return page.serial, page.body or b""
+
+
+class PageUpstream:
+    """
+    An upstream with simple pages only.
+    """
+
+    mode = "pages"
+
+    def __init__(self, client: UpstreamClient) -> None:
+        self.client = client
+
+    async def listing(self) -> dict[str, int | None]:
+        page = await self.client.page("simple/", accept=SIMPLE_ACCEPT)
+        return listing_from_simple(page.body or b"", page.url, page.content_type)
+
+    async def project(self, wanted: Wanted) -> tuple[ProjectSnapshot, str] | None:
+        """
+        The project's simple page, with a fingerprint of it; C{None} if the
+        upstream has no such project.
+        """
+        try:
+            page = await self.client.page(f"simple/{wanted.normalized_name}/", accept=SIMPLE_ACCEPT)
+        except NotFound:
+            return None
+        body = page.body or b""
+        snapshot = from_simple(body, page.url, page.content_type, wanted.name)
+        return snapshot, hashlib.sha256(body).hexdigest()
+
+
+def _check_fresh(url: str, serial: int | None, required: int | None) -> None:
+    if required is None:
+        return
+    if serial is None or serial < required:
+        raise StalePage(f"{url}: serial {serial} is older than the {required} expected")
+
+
+async def discover(client: UpstreamClient) -> SerialUpstream | PageUpstream:
+    """
+    How to follow the upstream: by serials if it answers XML-RPC, else by
+    its pages.
+    """
+    try:
+        serial = await client.xmlrpc("changelog_last_serial")
+    except UpstreamError:
+        return PageUpstream(client)
+    if not isinstance(serial, int):
+        return PageUpstream(client)
+    return SerialUpstream(client)
