@@ -385,6 +385,27 @@ def admin(data_dir: Path, *args: str, password: str | None = None) -> str:
     return result.stdout
 
 
+def load_twistedindex(work: Path, dists: list[Dist], projects: int, password: str) -> Path:
+    """
+    A twistedindex data directory holding the corpus, loaded through its own
+    upload API once and kept.
+    """
+    data = work / f"twistedindex-{projects}"
+    if (data / ".loaded").exists():
+        return data
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    admin(data, "adduser", "bench", "--password-stdin", password=password)
+    server = twistedindex(data, free_port(), log_path=work / "twistedindex-load.log").start()
+    auth = {"Authorization": "Basic " + base64.b64encode(f"bench:{password}".encode()).decode()}
+    seconds = upload_all(server.url + "legacy/", dists, auth, concurrency=4)
+    rate = len(dists) / seconds
+    log(f"twistedindex: loaded {len(dists)} files through its upload API in {seconds:.0f} s ({rate:.0f}/s)")
+    server.stop()
+    (data / ".loaded").write_text("")
+    return data
+
+
 # wrk
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")

@@ -35,6 +35,7 @@ from harness import (
     corpus,
     free_port,
     get,
+    load_twistedindex,
     log,
     nginx,
     pypiserver,
@@ -84,27 +85,6 @@ def measure(
         "index": best_index,
         "page_runs": [round(r.requests_per_second) for r in pages],
     }
-
-
-def load_twistedindex(work: Path, dists: list, projects: int) -> Path:
-    data = work / f"twistedindex-{projects}"
-    if (data / ".loaded").exists():
-        return data
-    shutil.rmtree(data, ignore_errors=True)
-    data.mkdir(parents=True)
-    from harness import admin
-
-    admin(data, "adduser", "bench", "--password-stdin", password=PASSWORD)
-    server = twistedindex(data, free_port(), log_path=work / "twistedindex-load.log").start()
-    import base64
-
-    auth = {"Authorization": "Basic " + base64.b64encode(f"bench:{PASSWORD}".encode()).decode()}
-    seconds = upload_all(server.url + "legacy/", dists, auth, concurrency=4)
-    rate = len(dists) / seconds
-    log(f"twistedindex: loaded {len(dists)} files through its upload API in {seconds:.0f} s ({rate:.0f}/s)")
-    server.stop()
-    (data / ".loaded").write_text("")
-    return data
 
 
 def load_devpi(work: Path, dists: list, projects: int) -> Devpi:
@@ -164,7 +144,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     peers = set(args.peers.split(",")) if args.peers else set()
     dists = corpus(work, args.projects)
-    data = load_twistedindex(work, dists, args.projects)
+    data = load_twistedindex(work, dists, args.projects, PASSWORD)
     devpi = load_devpi(work, dists, args.projects) if "devpi" in peers else None
 
     results = []

@@ -132,13 +132,16 @@ def test_kill_while_waiting_to_commit(backend: str, tmp_path: Path, request: pyt
     with write_lock(backend, data_dir, dsn):
         thread = threading.Thread(target=lambda: _ignore_errors(send_upload, index, dist, "crashing"), daemon=True)
         thread.start()
-        # The file and its METADATA are prepared beside their record; the
-        # transaction that would link them waits for the lock.  Die now.
+        # The file and its METADATA are prepared beside their record (and
+        # put at their free path, which serves nothing without a row); the
+        # transaction that would commit them waits for the lock.  Die now.
         wait_for(
             lambda: sorted(os.path.basename(p) for p in staged_files(data_dir)) == [dist.name, dist.name + ".metadata"]
         )
         assert rows(backend, data_dir, dsn) == before
-        assert not os.path.exists(placed)
+        file_url = index.url + "packages/" + relative_path(sha(dist), dist.name)
+        assert get(file_url).status == 404
+        assert get(file_url + ".metadata").status == 404
         index.daemon.kill()
     thread.join(30)
     index.start()

@@ -48,7 +48,9 @@ def test_digests_prepare_and_link(tmp_path: Any) -> None:
     assert file.digests.blake2b_256 == B2
     assert file.blake2b_512() == hashlib.blake2b(CONTENT).hexdigest()
     placement = store.prepare(file, WHEEL, metadata=b"Metadata-Version: 2.1\n")
-    assert all_files(store.root) == []  # nothing visible before link()
+    # prepare() already puts the files at their free path (the web serves
+    # only files with a committed row, so this shows nothing yet).
+    assert placement.prelinked and placement.placed
     file.discard()  # a prepared file belongs to its placement: no effect
     placement.link()
     placement.done()
@@ -62,17 +64,41 @@ def test_digests_prepare_and_link(tmp_path: Any) -> None:
     assert all_files(store.tmp) == []
 
 
-def test_undo_removes_what_was_placed(tmp_path: Any) -> None:
+@pytest.mark.parametrize("linked", [True, False])
+def test_undo_removes_what_was_placed(tmp_path: Any, linked: bool) -> None:
     """
-    When the row does not commit, undo leaves no trace of the file.
+    When the row does not commit, undo leaves no trace of the file, whether
+    it was linked or only prelinked by prepare().
     """
     store = FileStore(str(tmp_path))
     placement = store.prepare(staged(store), "demo-1.0.tar.gz")
-    placement.link()
+    assert all_files(store.root) == [relative_path(B2, "demo-1.0.tar.gz")]
+    if linked:
+        placement.link()
     placement.undo()
     assert all_files(store.root) == []
     assert all_files(store.tmp) == []
     assert os.listdir(store.root) == []  # emptied directories go too
+
+
+def test_prepare_takes_only_a_free_path(tmp_path: Any) -> None:
+    """
+    prepare() never replaces a file already at the target (that happens only
+    in link(), under the write lock); link() then replaces the leftover.
+    """
+    store = FileStore(str(tmp_path))
+    target = store.path(B2, "demo-1.0.tar.gz")
+    os.makedirs(os.path.dirname(target))
+    with open(target, "wb") as f:
+        f.write(b"leftover")
+    placement = store.prepare(staged(store), "demo-1.0.tar.gz")
+    assert not placement.prelinked and not placement.placed
+    with open(target, "rb") as f:
+        assert f.read() == b"leftover"
+    placement.link()
+    placement.done()
+    with open(target, "rb") as f:
+        assert f.read() == CONTENT
 
 
 def test_link_replaces_a_leftover_and_undo_spares_other_files(tmp_path: Any) -> None:
@@ -156,14 +182,16 @@ def test_recovery_removes_a_partial_reception(tmp_path: Any) -> None:
 def test_recovery_removes_a_prepared_file(tmp_path: Any) -> None:
     """
     A process killed after preparing a file, before its transaction linked
-    it, leaves only the record, which recovery removes.
+    it, leaves the record and the files prepare() put at their free path;
+    recovery finds no row and removes both.
     """
     crash_at(str(tmp_path), "prepared")
     store = FileStore(str(tmp_path))
-    assert all_files(store.root) == [] and len(all_files(store.tmp)) == 2
+    assert all_files(store.root) == sorted([relative_path(B2, WHEEL), relative_path(B2, WHEEL + ".metadata")])
+    assert len(all_files(store.tmp)) == 2
     report = store.recover(lambda filename, b2: False)
-    assert (report.partial_removed, report.uncommitted_removed, report.committed_kept) == (0, 0, 0)
-    assert all_files(store.tmp) == [] and os.listdir(store.tmp) == []
+    assert (report.partial_removed, report.uncommitted_removed, report.committed_kept) == (0, 2, 0)
+    assert all_files(store.root) == [] and all_files(store.tmp) == [] and os.listdir(store.tmp) == []
 
 
 def test_recovery_removes_a_linked_file_whose_row_never_committed(tmp_path: Any) -> None:

@@ -221,35 +221,55 @@ def test_a_mirror_of_some_projects(tmp_path: Path) -> None:
     master.stop()
 
 
+PROJECT_PAGE = r"^/(pypi/broken/json|\+replica/broken(\?|$))"
+
+
 @pytest.mark.parametrize(
-    "fault",
+    "fault, warehouse",
     [
-        Fault(r"^/pypi/broken/json", "500"),
-        Fault(r"^/pypi/broken/json", "stale"),
-        Fault(r"^/packages/.*/broken-2\.0", "truncate"),
-        Fault(r"^/packages/.*/broken-2\.0", "corrupt"),
-        Fault(r"^/packages/.*/broken-2\.0", "500"),
+        (Fault(PROJECT_PAGE, "500"), False),
+        (Fault(PROJECT_PAGE, "500"), True),
+        (Fault(PROJECT_PAGE, "stale"), False),
+        (Fault(PROJECT_PAGE, "stale"), True),
+        (Fault(PROJECT_PAGE, "truncate"), False),
+        (Fault(r"^/packages/.*/broken-2\.0", "truncate"), False),
+        (Fault(r"^/packages/.*/broken-2\.0", "corrupt"), True),
+        (Fault(r"^/packages/.*/broken-2\.0", "500"), False),
     ],
-    ids=["json-500", "stale-serial", "truncated-file", "wrong-hash", "file-500"],
+    ids=[
+        "page-500",
+        "json-api-500",
+        "stale-page",
+        "stale-json-api",
+        "truncated-page",
+        "truncated-file",
+        "wrong-hash",
+        "file-500",
+    ],
 )
-def test_upstream_faults_are_never_served(tmp_path: Path, fault: Fault) -> None:
+def test_upstream_faults_are_never_served(tmp_path: Path, fault: Fault, warehouse: bool) -> None:
     """
     While the upstream fails one project (an error, a stale page, a cut-off
     or corrupted file), the mirror keeps serving that project's last good
     state, brings the others forward, and holds its serial; once the fault
-    clears, it converges.
+    clears, it converges.  With C{warehouse}, the upstream hides its
+    /+replica/ pages and the mirror reads the JSON API, as from Warehouse.
     """
     master = start_master(tmp_path / "master")
     dists = tmp_path / "dists"
     dists.mkdir()
     assert upload(master, wheel(dists, "broken", "1.0"), "broken", "1.0").status == 200
     with upstream_proxy(master.url) as proxy:
+        if warehouse:
+            proxy.add(Fault(r"^/\+replica/", "404"))
         mirror = start_mirror(tmp_path / "mirror", proxy.url)
         eventually(lambda: same_pages(master, mirror, ["broken"]), what="the first sync")
         held = serial(mirror)
         before = get(mirror.simple_url + "broken/").body
         proxy.add(fault)
-        assert upload(master, wheel(dists, "broken", "2.0"), "broken", "2.0").status == 200
+        # Too big to come inside a /+replica/ page: fetched by its URL.
+        big = wheel(dists, "broken", "2.0", payload=os.urandom(100 * 1024))
+        assert upload(master, big, "broken", "2.0").status == 200
         assert upload(master, wheel(dists, "healthy", "1.0"), "healthy", "1.0").status == 200
         eventually(lambda: get(mirror.simple_url + "healthy/").status == 200, what="the healthy project")
         eventually(lambda: fault.hits >= 2, what="the fault to be met twice")
@@ -257,7 +277,7 @@ def test_upstream_faults_are_never_served(tmp_path: Path, fault: Fault) -> None:
         assert serial(mirror) == held
         assert not any("broken-2.0" in path for path in stored_files(mirror.data_dir))
         assert "mirror: broken failed" in mirror.daemon.log
-        proxy.clear()
+        proxy.faults.remove(fault)
         eventually(lambda: same_pages(master, mirror, ["broken", "healthy"]), what="convergence after the fault")
         assert stored_files(mirror.data_dir) == stored_files(master.data_dir)
         assert staged_files(mirror.data_dir) == []

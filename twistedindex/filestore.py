@@ -47,9 +47,10 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
-from attrs import define, frozen
+from attrs import Factory, define, frozen
 from twisted.logger import Logger
 
 log = Logger()
@@ -258,23 +259,64 @@ class Placement:
     :ivar record: the record directory holding the files.
     :ivar links: C{(recorded file, target path)} pairs.
     :ivar root: the store's root, up to which emptied directories go.
+    :ivar prelinked: the targets linked (durably) by L{prelink}, before the
+        write lock was taken.
+    :ivar linked: L{link} ran.
     """
 
     record: str
     links: list[tuple[str, str]]
     root: str
+    prelinked: set[str] = Factory(set)
     linked: bool = False
+
+    @property
+    def placed(self) -> bool:
+        """
+        Whether any file may be at its target: the placement must then be
+        settled under the write lock (see L{FileStore}).
+        """
+        return self.linked or bool(self.prelinked)
+
+    def prelink(self) -> None:
+        """
+        Before the write lock: link each file at its target if nothing is
+        there, and make that durable.  Only a free path is taken here, never
+        a file replaced or removed: those happen under the lock alone, so
+        that a check of which file a path holds, made under the lock, stays
+        true until the lock is let go.  Linking then costs the locked
+        transaction no fsync.
+        """
+        for recorded, target in self.links:
+            try:
+                os.link(recorded, target)
+            except (FileExistsError, FileNotFoundError):
+                continue  # taken, or its directory went: link() sees to it
+            self.prelinked.add(target)
+        if self.prelinked:
+            _fsync_directory(os.path.dirname(self.links[0][1]))
 
     def link(self) -> None:
         """
-        Hard-link the files into place.  Call it holding the write lock, after
-        checking that no committed row has this file: anything found at a
-        target is then a leftover, and is replaced.
+        Hard-link the files into place, durably.  Call it holding the write
+        lock, after checking that no committed row has this file: anything
+        found at a target is then a leftover, and is replaced.
         """
+        link_all([self])
+
+    def _link_unsynced(self) -> str | None:
+        """
+        Link what L{prelink} did not; return the directory to fsync, if
+        anything was linked here.
+        """
+        changed = False
         for recorded, target in self.links:
+            if target in self.prelinked and _same_file(target, recorded):
+                continue
             _link_into_place(recorded, target, self.record)
-        _fsync_directory(os.path.dirname(self.links[0][1]))
+            changed = True
         self.linked = True
+        return os.path.dirname(self.links[0][1]) if changed else None
 
     def done(self) -> None:
         """
@@ -285,12 +327,47 @@ class Placement:
     def undo(self) -> None:
         """
         The rows did not commit: remove what was linked, then the record.
+        Call it holding the write lock if the placement is L{placed}.
         """
         for recorded, target in self.links:
             _unlink_if_same(target, recorded)
         if self.links:
             prune(os.path.dirname(self.links[0][1]), self.root)
         _remove_tree(self.record)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except FileNotFoundError:
+        return False
+
+
+def link_all(placements: list[Placement]) -> None:
+    """
+    Link several placements into place (see L{Placement.link}), then make
+    their directories durable.  The fsyncs of several directories run at
+    once: this runs under the write lock, where every other writer waits.
+    """
+    directories = sorted({d for d in (placement._link_unsynced() for placement in placements) if d is not None})
+    if len(directories) < PARALLEL_FSYNCS:
+        for directory in directories:
+            _fsync_directory(directory)
+        return
+    list(_syncer().map(_fsync_directory, directories))
+
+
+# From this many directories on, link_all fsyncs them on several threads.
+PARALLEL_FSYNCS = 4
+_SYNC_THREADS = 8
+_sync_pool: ThreadPoolExecutor | None = None
+
+
+def _syncer() -> ThreadPoolExecutor:
+    global _sync_pool
+    if _sync_pool is None:
+        _sync_pool = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="cheeseshop-fsync")
+    return _sync_pool
 
 
 @define
@@ -457,8 +534,14 @@ class FileStore:
                     f.flush()
                     os.fsync(f.fileno())
                 placement.links.append((recorded + METADATA_SUFFIX, target + METADATA_SUFFIX))
-            _fsync_directory(record)
-            _fsync_directory(instance)
+            # The directories the file goes into are made now, and the file
+            # put at its path if that is free, outside the write lock (see
+            # Placement.prelink).  (The record itself is not fsynced: a power
+            # cut can lose a record, never a committed file; at worst a file
+            # is left unowned at its path, never served, and replaced by the
+            # next copy of it.)
+            _make_directories(os.path.dirname(target))
+            placement.prelink()
         except BaseException:
             # Nothing is linked yet: the record and what it holds just go.
             _remove_tree(record)

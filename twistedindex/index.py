@@ -48,7 +48,7 @@ T = TypeVar("T")
 OWNER = "Owner"
 MAINTAINER = "Maintainer"
 
-WORKER_THREADS = 2
+WORKER_THREADS = 4
 
 HELP = "https://pypi.org/help/"
 INVALID_AUTH = f"Invalid or non-existent authentication information. See {HELP}#invalid-auth for more information."
@@ -170,9 +170,9 @@ class PackageIndex:
         # have reached the observers yet, so requests ask again.
         self._behind = False
         self._verified_passwords = accounts.VerifiedPasswords()
-        # Slow work (archive checks, description rendering, fsync) runs here,
-        # on as many threads as a small machine has cores: more would only
-        # fight over the GIL.
+        # Slow work (archive checks, description rendering, fsync) runs here.
+        # The archive checks hold the GIL, the fsyncs wait on the disk: a few
+        # threads more than a small machine's cores keep both busy.
         self._workers = ThreadPool(minthreads=0, maxthreads=WORKER_THREADS, name="cheeseshop-work")
         # argon2 on a thread of its own: a flood of password checks costs 64
         # MiB at most and never queues uploads' work behind it.
@@ -378,6 +378,30 @@ class PackageIndex:
         async def read(tx: Transaction) -> list[tuple[str, str]]:
             user = await tx.get_user(name)
             return await tx.projects_of_user(user.id) if user is not None else []
+
+        return await self.store.read(read)
+
+    async def replica_source(self, name: str) -> tuple[ProjectDetail | None, bool, tuple[int, bytes] | None]:
+        """
+        What a downstream mirror copies of a project, in one snapshot: its
+        detail, whether this index is itself a mirror, and (if so) the
+        signature copied from upstream with the serial it signs.
+        """
+
+        async def read(tx: Transaction) -> tuple[ProjectDetail | None, bool, tuple[int, bytes] | None]:
+            normalized = normalize(name)
+            mirror = await tx.get_state("mirror_of") is not None
+            signature = await tx.serversig(normalized) if mirror else None
+            project = await tx.get_project(normalized)
+            if project is None:
+                return None, mirror, signature
+            detail = ProjectDetail(
+                project,
+                await tx.releases_for_project(project.id),
+                await tx.files_for_project(project.id),
+                await tx.roles_for_project(project.id),
+            )
+            return detail, mirror, signature
 
         return await self.store.read(read)
 

@@ -51,6 +51,9 @@ LAST_MODIFIED_FORMAT = "%Y%m%dT%H:%M:%S"
 # The header line of a PEP 381 statistics file.
 STATS_HEADER = "# package,filename,useragent,count"
 
+# How many page signatures are remembered.
+SIGNATURES_KEPT = 10_000
+
 # User agents are kept to this many characters in the statistics.
 USER_AGENT_LENGTH = 200
 
@@ -215,6 +218,7 @@ class Pep381:
         self._key: DSAPrivateKey | None = None
         self._key_waiters: list[Deferred[DSAPrivateKey]] = []
         self._key_failure: Failure | None = None
+        self._signed: dict[tuple[str, int], bytes] = {}
         self._flush = LoopingCall(self.flush)
         self._flush.clock = reactor
         self._watch = LoopingCall(self.check_mirrors)
@@ -266,6 +270,20 @@ class Pep381:
         waiter: Deferred[DSAPrivateKey] = Deferred()
         self._key_waiters.append(waiter)
         return waiter
+
+    async def signature(self, project: str, serial: int, page: bytes) -> bytes:
+        """
+        The signature of a project's simple page at a serial: made once per
+        change, then remembered.
+        """
+        key = (project, serial)
+        signature = self._signed.get(key)
+        if signature is None:
+            signature = sign(await self.key(), page)
+            if len(self._signed) >= SIGNATURES_KEPT:
+                self._signed.clear()
+            self._signed[key] = signature
+        return signature
 
     async def flush(self) -> None:
         counts = self.downloads.take()

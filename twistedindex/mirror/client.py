@@ -15,14 +15,20 @@ import hmac
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, urljoin
 
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
+from twisted.web.client import URI, Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
 from twisted.web.http import PotentialDataLoss
-from twisted.web.iweb import IResponse
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgentEndpointFactory, IResponse
+from zope.interface import implementer
 
 from .. import __version__
 from ..filestore import StagedFile
@@ -40,6 +46,8 @@ IDLE_TIMEOUT = 60.0
 PAGE_LIMIT = 256 * 1024 * 1024
 
 SERIAL_HEADER = "X-PyPI-Last-Serial"
+
+MAX_REDIRECTS = 5
 
 
 class UpstreamError(Exception):
@@ -126,6 +134,11 @@ class UpstreamClient:
         self._pool.maxPersistentPerHost = connections
         self._pool.retryAutomatically = True
         self._http = HTTPClient(Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=self._pool))
+        # Files go through a bare Agent over the same pool: a mirror fetches
+        # tens of thousands, and treq's layers (URL parsing, cookies,
+        # redirects, content decoding) cost more CPU than the transfer
+        # itself (measured: bench/mirror_bench.py).  Endpoints are made once.
+        self._files = Agent.usingEndpointFactory(reactor, _Endpoints(reactor), pool=self._pool)
 
     def url(self, path: str) -> str:
         return path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
@@ -205,7 +218,7 @@ class UpstreamClient:
         staged file is left for the caller to place or discard.
         """
         url = self.url(path)
-        response = await self._request("GET", url)
+        response = await self._file_response(url)
         limit = size if size is not None else PAGE_LIMIT * 64
         await self._read(response, url, staged.write, limit)
         digests = staged.peek_digests()
@@ -213,6 +226,76 @@ class UpstreamClient:
             raise UpstreamError(f"{url}: {digests.size} bytes instead of {size}")
         if not hmac.compare_digest(digests.sha256, sha256):
             raise UpstreamError(f"{url}: sha256 {digests.sha256} instead of {sha256}")
+
+    async def fetch_small(self, path: str, size: int) -> bytes:
+        """
+        A file of known (small) size, read whole into memory; the caller
+        checks its digests.
+        """
+        url = self.url(path)
+        response = await self._file_response(url)
+        pieces: list[bytes] = []
+        await self._read(response, url, pieces.append, size)
+        body = b"".join(pieces)
+        if len(body) != size:
+            raise UpstreamError(f"{url}: {len(body)} bytes instead of {size}")
+        return body
+
+    async def _file_response(self, url: str) -> IResponse:
+        headers = Headers({b"User-Agent": [USER_AGENT.encode()]})
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response: IResponse = await self._files.request(b"GET", _url_bytes(url), headers).addTimeout(
+                    RESPONSE_TIMEOUT, self._reactor
+                )
+            except (CancelledError, DeferredTimeout):
+                raise UpstreamError(f"{url}: no answer in {RESPONSE_TIMEOUT:g} seconds") from None
+            except Exception as e:
+                raise UpstreamError(f"{url}: {_describe(e)}") from None
+            location = response.headers.getRawHeaders(b"location")
+            if response.code in (301, 302, 303, 307, 308) and location:
+                await self._drain(response, url)
+                url = urljoin(url, location[0].decode("latin-1"))
+                continue
+            if response.code in (404, 410):
+                await self._drain(response, url)
+                raise NotFound(f"{url}: {response.code}")
+            if response.code != 200:
+                await self._drain(response, url)
+                raise UpstreamError(f"{url}: HTTP {response.code} {response.phrase.decode('latin-1', 'replace')}")
+            return response
+        raise UpstreamError(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+
+@implementer(IAgentEndpointFactory)
+class _Endpoints:
+    """
+    Each scheme, host and port's endpoint, made once.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self._made: dict[tuple[bytes, bytes, int], Any] = {}
+
+    def endpointForURI(self, uri: URI) -> Any:  # noqa: N802  (Twisted's name)
+        key = (uri.scheme, uri.host, uri.port)
+        endpoint = self._made.get(key)
+        if endpoint is None:
+            host = uri.host.decode("idna")
+            endpoint = HostnameEndpoint(self._reactor, host, uri.port, timeout=CONNECT_TIMEOUT)
+            if uri.scheme == b"https":
+                endpoint = wrapClientTLS(optionsForClientTLS(host), endpoint)
+            elif uri.scheme != b"http":
+                raise UpstreamError(f"cannot fetch {uri.scheme.decode()} URLs")
+            self._made[key] = endpoint
+        return endpoint
+
+
+def _url_bytes(url: str) -> bytes:
+    try:
+        return url.encode("ascii")
+    except UnicodeEncodeError:
+        return quote(url, safe=":/?#[]@!$&'()*+,;=%~").encode("ascii")
 
 
 class Page:

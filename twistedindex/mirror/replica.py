@@ -30,7 +30,7 @@ from twisted.logger import Logger
 
 from .. import dists
 from .. import metadata as core_metadata
-from ..filestore import Digests, FileStore, Placement, Removal
+from ..filestore import Digests, FileStore, Placement, Removal, StagedFile, link_all
 from ..index import PackageIndex, settle_placement, settle_removal
 from ..storage import Transaction
 from ..storage.rows import File, Project, Release
@@ -38,6 +38,9 @@ from .client import UpstreamClient, UpstreamError
 from .snapshot import FileSnapshot, ProjectSnapshot, ReleaseMetadata
 
 log = Logger()
+
+# Files up to this size are read into memory, not streamed to disk.
+SMALL_FILE = 1024 * 1024
 
 # The largest PEP 658 metadata file fetched from an upstream.
 METADATA_LIMIT = 16 * 1024 * 1024
@@ -107,9 +110,21 @@ class Replica:
         Download and prepare C{files}, several at once.  If any fails, those
         prepared are given back to the store and the first error is raised.
         """
-        results = await DeferredList(
-            [Deferred.fromCoroutine(self._fetch(file, describe_releases)) for file in files], consumeErrors=True
-        )
+        files = list(files)
+        inline = [file for file in files if file.content is not None]
+        fetching = [
+            Deferred.fromCoroutine(self._fetch(file, describe_releases)) for file in files if file.content is None
+        ]
+        if inline:
+            fetching.append(Deferred.fromCoroutine(self._take_inline(inline, describe_releases)))
+        results = await DeferredList(fetching, consumeErrors=True)
+        flattened = []
+        for succeeded, value in results:
+            if succeeded and isinstance(value, list):
+                flattened += [(True, prepared) for prepared in value]
+            else:
+                flattened.append((succeeded, value))
+        results = flattened
         prepared = [value for succeeded, value in results if succeeded]
         failures = [value for succeeded, value in results if not succeeded]
         if failures:
@@ -119,54 +134,83 @@ class Replica:
 
     async def _fetch(self, file: FileSnapshot, describe_release: bool) -> PreparedFile:
         async with self._downloads:
-            staged = self.files.stage()
+            if file.size is not None and file.size <= SMALL_FILE:
+                # Most files are small: read into memory, then one trip to
+                # a worker thread writes, checks, reads and prepares them,
+                # leaving the reactor thread only the HTTP.
+                body = await self.client.fetch_small(file.url, file.size)
+                staged, taken = await self.index.blocking(_take_small, self.files, body, file, describe_release)
+            else:
+                staged = self.files.stage()
+                taken = None
             try:
-                await self.client.download(file.url, staged, file.size, file.sha256)
-                digests = await self.index.blocking(staged.finish)
-                _check_digests(file, digests)
-                metadata, described = await self._metadata(file, staged.path, describe_release)
-                placement = await self.index.blocking(self.files.prepare, staged, file.filename, metadata)
+                if taken is None:
+                    await self.client.download(file.url, staged, file.size, file.sha256)
+                    # One trip to a worker thread: flush, check, read the
+                    # metadata, and prepare.
+                    taken = await self.index.blocking(_take_download, self.files, staged, file, describe_release)
+                digests, metadata, described, placement = taken
+                if placement is None:
+                    # The upstream serves other metadata bytes than the
+                    # wheel holds: take its own.
+                    metadata = await self._upstream_metadata(file)
+                    placement = await self.index.blocking(self.files.prepare, staged, file.filename, metadata)
             finally:
                 staged.discard()  # nothing once prepared
         return PreparedFile(
             file, digests, placement, hashlib.sha256(metadata).hexdigest() if metadata else None, described
         )
 
-    async def _metadata(
-        self, file: FileSnapshot, path: str, describe_release: bool
-    ) -> tuple[bytes | None, ReleaseMetadata | None]:
+    async def _take_inline(self, files: list[FileSnapshot], describe_releases: bool) -> list[PreparedFile]:
         """
-        The file's PEP 658 metadata bytes (wheels the upstream serves them
-        for), and its release's description if asked for.
+        Files that came inside their project's page: all written, checked
+        and prepared in one trip to a worker thread.
         """
-        if file.packagetype != "bdist_wheel" and not describe_release:
-            return None, None
+        async with self._downloads:
+            try:
+                taken = await self.index.blocking(_take_inline, self.files, files, describe_releases)
+            except _TakenSome as partial:
+                await self._settle(
+                    [
+                        PreparedFile(file, result[0], result[3], None, None)
+                        for file, (_, result) in zip(files, partial.taken, strict=False)
+                        if result[3] is not None
+                    ],
+                    None,
+                )
+                for staged, _ in partial.taken:
+                    staged.discard()
+                raise partial.error from None
+        prepared = []
         try:
-            contents = await self.index.blocking(dists.inspect, path, file.filename)
-        except Exception as e:
-            log.debug("cannot read the metadata of {filename}: {error}", filename=file.filename, error=e)
-            contents = None
-        described = _describe(contents.metadata) if describe_release and contents is not None else None
-        if not file.filename.endswith(".whl") or file.core_metadata is False:
-            return None, described
-        extracted = contents.metadata if contents is not None and contents.is_wheel else None
-        if file.core_metadata is None or (
-            extracted is not None and hmac.compare_digest(hashlib.sha256(extracted).hexdigest(), file.core_metadata)
-        ):
-            return extracted, described
-        # The upstream serves other bytes than the wheel holds: take its own.
+            for file, (staged, (digests, metadata, described, placement)) in zip(files, taken, strict=True):
+                if placement is None:
+                    metadata = await self._upstream_metadata(file)
+                    placement = await self.index.blocking(self.files.prepare, staged, file.filename, metadata)
+                prepared.append(
+                    PreparedFile(
+                        file, digests, placement, hashlib.sha256(metadata).hexdigest() if metadata else None, described
+                    )
+                )
+        except BaseException:
+            await self.give_back(prepared)
+            for staged, _ in taken:
+                staged.discard()
+            raise
+        return prepared
+
+    async def _upstream_metadata(self, file: FileSnapshot) -> bytes:
         page = await self.client.page(file.url + ".metadata")
         body = page.body or b""
         if len(body) > METADATA_LIMIT or hashlib.sha256(body).hexdigest() != file.core_metadata:
             raise UpstreamError(f"{file.url}.metadata: does not match its sha256 {file.core_metadata}")
-        return body, described
+        return body
 
     async def give_back(self, prepared: Iterable[PreparedFile]) -> None:
         """
-        Drop prepared files that were never linked.
+        Drop prepared files that will not be recorded.
         """
-        for file in prepared:
-            await self.index.blocking(file.placement.undo)
+        await self._settle(list(prepared), None)
 
     # Applying
 
@@ -178,6 +222,7 @@ class Replica:
         serial: int | None,
         fingerprint: str | None = None,
         listed_serial: int | None = None,
+        signature: bytes | None = None,
     ) -> Applied:
         """
         Make the local project match C{snapshot} in one transaction.
@@ -191,11 +236,22 @@ class Replica:
             serials), to know it again.
         :param listed_serial: the project's serial in such an upstream's
             listing, if it gives one, to know it again.
+        :param signature: the upstream's PEP 381 signature of the project's
+            page at C{serial} (C{b""}: it has none; C{None}: leave it).
         """
         now = self.index.now()
         try:
             serial_after, removal = await self.store.write(
-                _apply, self.files, snapshot, prepared, descriptions, serial, fingerprint, listed_serial, now
+                _apply,
+                self.files,
+                snapshot,
+                prepared,
+                descriptions,
+                serial,
+                fingerprint,
+                listed_serial,
+                signature,
+                now,
             )
         except BaseException:
             await self._settle(prepared, None)
@@ -224,7 +280,7 @@ class Replica:
 
     async def _settle(self, prepared: list[PreparedFile], removal: Removal | None, committed: bool = False) -> None:
         for file in prepared:
-            if not file.placement.linked:
+            if not file.placement.placed:
                 await self.index.blocking(file.placement.undo)
             elif committed:
                 await self.index.blocking(file.placement.done)
@@ -240,16 +296,85 @@ class Replica:
             else:
                 await self.store.write(settle_removal, removal)
 
-    # Signatures
 
-    async def set_serversig(self, normalized_name: str, serial: int, signature: bytes | None) -> None:
-        async def change(tx: Transaction) -> None:
-            if signature is None:
-                await tx.delete_serversig(normalized_name)
-            else:
-                await tx.set_serversig(normalized_name, serial, signature)
+def _take_small(
+    store: FileStore, body: bytes, file: FileSnapshot, describe_release: bool
+) -> tuple[StagedFile, tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]]:
+    """
+    On a worker thread: stage a file read whole, check its SHA-256, and go
+    on as L{_take_download} does.
+    """
+    staged = store.stage()
+    try:
+        staged.write(body)
+        if not hmac.compare_digest(staged.peek_digests().sha256, file.sha256):
+            raise UpstreamError(f"{file.url}: sha256 {staged.peek_digests().sha256} instead of {file.sha256}")
+        return staged, _take_download(store, staged, file, describe_release)
+    except BaseException:
+        staged.discard()
+        raise
 
-        await self.store.write(change)
+
+def _take_inline(
+    store: FileStore, files: list[FileSnapshot], describe_release: bool
+) -> list[tuple[StagedFile, tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]]]:
+    """
+    On a worker thread: L{_take_small} for each of C{files}, whose bytes
+    came inline.  If one fails, those taken so far are dropped.
+    """
+    taken: list[tuple[StagedFile, tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]]] = []
+    for file in files:
+        assert file.content is not None
+        try:
+            if file.size is not None and len(file.content) != file.size:
+                raise UpstreamError(f"{file.url}: {len(file.content)} bytes instead of {file.size}")
+            taken.append(_take_small(store, file.content, file, describe_release))
+        except BaseException as e:
+            # The ones taken go back under the write lock (see _TakenSome).
+            raise _TakenSome(taken, e) from e
+    return taken
+
+
+class _TakenSome(Exception):
+    """
+    Taking inline files failed part-way: C{taken} were prepared (and may be
+    at their paths), C{error} stopped the rest.
+    """
+
+    def __init__(self, taken: list[Any], error: BaseException) -> None:
+        super().__init__(str(error))
+        self.taken = taken
+        self.error = error
+
+
+def _take_download(
+    store: FileStore, staged: StagedFile, file: FileSnapshot, describe_release: bool
+) -> tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]:
+    """
+    On a worker thread: make a downloaded file durable, check its other
+    digests, read its metadata, and prepare it for the store.  The
+    placement is C{None} when the wheel's METADATA is not the metadata file
+    the upstream serves (the caller fetches that one).
+    """
+    digests = staged.finish()
+    _check_digests(file, digests)
+    is_wheel = file.filename.endswith(".whl")
+    contents = None
+    if is_wheel or describe_release:
+        try:
+            contents = dists.inspect(staged.path, file.filename)
+        except Exception as e:
+            log.debug("cannot read the metadata of {filename}: {error}", filename=file.filename, error=e)
+    described = _describe(contents.metadata) if describe_release and contents is not None else None
+    metadata = None
+    if is_wheel and file.core_metadata is not False:
+        extracted = contents.metadata if contents is not None and contents.is_wheel else None
+        if file.core_metadata is not None and (
+            extracted is None or not hmac.compare_digest(hashlib.sha256(extracted).hexdigest(), file.core_metadata)
+        ):
+            return digests, None, described, None
+        metadata = extracted
+    return digests, metadata, described, store.prepare(staged, file.filename, metadata)
 
 
 def _check_digests(file: FileSnapshot, digests: Digests) -> None:
@@ -291,6 +416,7 @@ async def _apply(
     serial: int | None,
     fingerprint: str | None,
     listed_serial: int | None,
+    signature: bytes | None,
     now: int,
 ) -> tuple[int, Removal | None]:
     normalized = snapshot.normalized_name
@@ -332,7 +458,7 @@ async def _apply(
         release = releases.get(version)
         if release is None:
             values = description.values() if description is not None else {}
-            created = min(
+            created = shown.created or min(
                 (f.upload_time for f in snapshot.files if f.version == version and f.upload_time), default=now
             )
             release = await tx.insert_release(project.id, version, canonicalize_version(version), created, **values)
@@ -345,17 +471,18 @@ async def _apply(
             await tx.set_release_yanked(release.id, shown.yanked, shown.yanked_reason)
             changes.append((version, "yank release" if shown.yanked else "unyank release"))
 
-    # New files, linked into place under the write lock.
+    # New files, linked into place under the write lock, all at once.
     kept = {f.filename for f in files.values() if f not in gone_files}
-    for file in prepared:
+    adding = [file for file in prepared if file.snapshot.filename not in kept]
+    taken = await tx.existing_filenames([file.snapshot.filename for file in adding])
+    if taken:
+        raise UpstreamError(f"{sorted(taken)[0]} is already a file of another project here")
+    if adding:
+        await tx.blocking(link_all, [file.placement for file in adding])
+    for file in adding:
         shown = file.snapshot
-        if shown.filename in kept:
-            continue
-        elsewhere = await tx.get_file(shown.filename)
-        if elsewhere is not None:
-            raise UpstreamError(f"{shown.filename} is already a file of another project here")
-        await tx.blocking(file.placement.link)
         release = releases[shown.version]
+        yanked = release.yanked or shown.yanked
         await tx.insert_file(
             release.id,
             shown.filename,
@@ -369,8 +496,9 @@ async def _apply(
             requires_python=shown.requires_python,
             metadata_sha256=file.metadata_sha256,
             comment_text=shown.comment_text,
-            yanked=release.yanked or shown.yanked,
-            yanked_reason=(shown.yanked_reason or release.yanked_reason) if (release.yanked or shown.yanked) else None,
+            uploaded_by=shown.uploaded_by,
+            yanked=yanked,
+            yanked_reason=(shown.yanked_reason or release.yanked_reason) if yanked else None,
         )
         changes.append((shown.version, f"add {shown.python_version} file {shown.filename}"))
 
@@ -388,6 +516,13 @@ async def _apply(
         for version, action in changes:
             after = await tx.append_journal(snapshot.name, normalized, version, action, now)
     await tx.set_mirror_project(normalized, serial if serial is not None else (listed_serial or 0), fingerprint)
+    if signature is not None:
+        # The upstream's PEP 381 signature of this very page, or b"" when it
+        # has none.
+        if signature:
+            await tx.set_serversig(normalized, after, signature)
+        else:
+            await tx.delete_serversig(normalized)
     return after, removal
 
 

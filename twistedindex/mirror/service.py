@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore
+from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -48,6 +48,7 @@ from .upstream import (
     SerialUpstream,
     Wanted,
     discover,
+    speaks_replica,
     wanted_from_changelog,
 )
 
@@ -196,16 +197,15 @@ class MirrorService(Service):
     async def _upstream(self, client: UpstreamClient) -> SerialUpstream | PageUpstream:
         mode = await self.store.read(_get_state, "mirror_mode")
         if mode == SerialUpstream.mode:
-            return SerialUpstream(client)
+            return SerialUpstream(client, await speaks_replica(client))
         if mode == PageUpstream.mode:
             return PageUpstream(client)
         upstream = await discover(client)
         await self.store.write(_set_state, "mirror_mode", upstream.mode)
-        log.info(
-            "following {upstream} by its {how}",
-            upstream=self.upstream_url,
-            how="serials" if upstream.mode == "serials" else "simple pages",
-        )
+        how = "simple pages" if isinstance(upstream, PageUpstream) else "serials"
+        if isinstance(upstream, SerialUpstream) and upstream.replica:
+            how += " (a twistedindex: its /+replica/ pages)"
+        log.info("following {upstream} by its {how}", upstream=self.upstream_url, how=how)
         return upstream
 
     def _is_allowed(self, normalized_name: str) -> bool:
@@ -246,7 +246,7 @@ class MirrorService(Service):
                     applied=applied,
                     target=target,
                 )
-        signatures = await self._upstream_signs(upstream)
+        signatures = not upstream.replica and await self._upstream_signs(upstream)
         failed = await self._bring_all(wanted, lambda w, p: self._bring_serial(upstream, w, p, signatures))
         if applied is None:
             reached: int | None = None if failed else target
@@ -353,22 +353,47 @@ class MirrorService(Service):
             for version, release in snapshot.releases.items()
             if release.metadata is None and (version not in releases or version in wanted.versions)
         ]
-        descriptions: dict[str, ReleaseMetadata] = {}
-        for version in describe:
-            described = await upstream.release(key, version, serial)
-            if described.metadata is not None:
-                descriptions[version] = described.metadata
-        prepared = await replica.fetch(needed, describe_releases=False)
-        applied = await replica.apply(snapshot, prepared, descriptions, serial)
+        # The releases' descriptions, the files and the signature, at once.
+        described = DeferredList(
+            [Deferred.fromCoroutine(upstream.release(key, version, serial)) for version in describe],
+            consumeErrors=True,
+        )
+        if upstream.replica:
+            signed: Deferred[bytes | None] = succeed(snapshot.signature)
+        elif signatures:
+            signed = Deferred.fromCoroutine(self._signature(upstream, key, serial))
+        else:
+            signed = succeed(None)
+        try:
+            prepared = await replica.fetch(needed, describe_releases=False)
+        finally:
+            results = await described
+            signature = await signed
+        failures = [value for succeeded, value in results if not succeeded]
+        if failures:
+            await replica.give_back(prepared)
+            failures[0].raiseException()
+        descriptions = {r.version: r.metadata for _, r in results if r.metadata is not None}
+        applied = await replica.apply(snapshot, prepared, descriptions, serial, signature=signature)
         progress.files += applied.files_added
         progress.bytes += applied.bytes_added
         progress.removed += applied.files_removed
-        if signatures:
+
+    async def _signature(self, upstream: SerialUpstream, key: str, serial: int | None) -> bytes | None:
+        """
+        The upstream's signature of the project's page at C{serial}: its
+        bytes, C{b""} if it signs none, or C{None} if it has signed a newer
+        page meanwhile (the next round copies that one).
+        """
+        try:
             signed = await upstream.serversig(key)
-            if signed is None:
-                await replica.set_serversig(key, applied.serial, None)
-            elif signed[0] in (None, applied.serial):
-                await replica.set_serversig(key, applied.serial, signed[1])
+        except UpstreamError as e:
+            log.info("no signature for {project} this round: {error}", project=key, error=_one_line(e))
+            return None
+        if signed is None:
+            return b""
+        page_serial, signature = signed
+        return signature if page_serial in (None, serial) else None
 
     async def _bring_pages(
         self, upstream: PageUpstream, wanted: Wanted, progress: Progress, known: dict[str, MirrorProject]

@@ -11,6 +11,7 @@ that project, it does not put nonsense into the index.
 
 from __future__ import annotations
 
+import base64
 import html.parser
 import json
 import re
@@ -27,6 +28,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from ..filestore import relative_path
 from ..names import PROJECT_NAME_RE, normalize
 from .client import UpstreamError
 
@@ -86,6 +88,8 @@ class FileSnapshot:
     blake2b_256: str | None = None
     comment_text: str | None = None
     core_metadata: str | bool | None = None
+    uploaded_by: str | None = None
+    content: bytes | None = field(default=None, repr=False)
 
 
 @frozen
@@ -99,6 +103,7 @@ class ReleaseSnapshot:
     yanked: bool = False
     yanked_reason: str | None = None
     metadata: ReleaseMetadata | None = None
+    created: int | None = None
 
 
 @frozen
@@ -132,6 +137,8 @@ class ProjectSnapshot:
         C{last_serial}), when the upstream has serials.
     :ivar roles: C{(role, user)} pairs, or C{None} when the page does not
         list them.
+    :ivar signature: the upstream's PEP 381 signature of the project's
+        simple page at C{serial}, when the page carries it.
     """
 
     name: str
@@ -139,6 +146,7 @@ class ProjectSnapshot:
     releases: dict[str, ReleaseSnapshot]
     files: tuple[FileSnapshot, ...]
     roles: tuple[tuple[str, str], ...] | None = None
+    signature: bytes | None = None
 
     @property
     def normalized_name(self) -> str:
@@ -355,6 +363,102 @@ def _check_unique(files: list[FileSnapshot], page_url: str) -> None:
         if file.filename in seen:
             raise BadSnapshot(f"{page_url}: {file.filename} is listed twice")
         seen.add(file.filename)
+
+
+# A twistedindex upstream's /+replica/<project>
+
+
+def from_replica(body: bytes, page_url: str, base_url: str, serial: int | None) -> ProjectSnapshot:
+    """
+    A project from a twistedindex upstream's C{/+replica/<project>}: every
+    release described, every file with all its digests.
+    """
+    document = _json(body, page_url)
+    if not isinstance(document, dict):
+        raise BadSnapshot(f"{page_url}: not an object")
+    name = _text(document.get("name"), "name")
+    if not PROJECT_NAME_RE.match(name):
+        raise BadSnapshot(f"{page_url}: {name!r} is not a project name")
+    if serial is None and isinstance(document.get("serial"), int):
+        serial = document["serial"]
+    listed = document.get("releases")
+    if not isinstance(listed, dict):
+        raise BadSnapshot(f"{page_url}: no releases")
+    releases: dict[str, ReleaseSnapshot] = {}
+    for version, entry in listed.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("metadata"), dict):
+            raise BadSnapshot(f"{page_url}: release {version!r} is malformed")
+        yanked = bool(entry.get("yanked"))
+        created = entry.get("created")
+        releases[version] = ReleaseSnapshot(
+            version,
+            yanked,
+            _optional_text(entry.get("yanked_reason"), "yanked_reason") if yanked else None,
+            ReleaseMetadata(
+                _optional_text(entry.get("summary"), "summary"),
+                _optional_text(entry.get("description"), "description"),
+                _optional_text(entry.get("description_content_type"), "description_content_type"),
+                _optional_text(entry.get("requires_python"), "requires_python"),
+                entry["metadata"],
+            ),
+            created if isinstance(created, int) else None,
+        )
+    files = []
+    for entry in document.get("files") or []:
+        if not isinstance(entry, dict):
+            raise BadSnapshot(f"{page_url}: a file is not an object")
+        filename = _check_filename(_text(entry.get("filename"), "filename"))
+        version = _text(entry.get("version"), f"{filename} version")
+        if version not in releases:
+            raise BadSnapshot(f"{page_url}: {filename} belongs to no release")
+        blake2b_256 = _sha256(entry.get("blake2b_256"), f"{filename} blake2b_256")
+        size = entry.get("size")
+        if not isinstance(size, int) or size < 0:
+            raise BadSnapshot(f"{page_url}: {filename} has no size")
+        yanked = bool(entry.get("yanked"))
+        metadata_sha256 = entry.get("metadata_sha256")
+        files.append(
+            FileSnapshot(
+                filename=filename,
+                version=version,
+                url=f"{base_url}/packages/{relative_path(blake2b_256, filename)}",
+                sha256=_sha256(entry.get("sha256"), filename),
+                size=size,
+                packagetype=_text(entry.get("packagetype"), "packagetype"),
+                python_version=_text(entry.get("python_version"), "python_version"),
+                requires_python=_optional_text(entry.get("requires_python"), "requires_python"),
+                upload_time=entry["upload_time"] if isinstance(entry.get("upload_time"), int) else None,
+                yanked=yanked,
+                yanked_reason=_optional_text(entry.get("yanked_reason"), "yanked_reason") if yanked else None,
+                md5=entry["md5"] if isinstance(entry.get("md5"), str) and _HEX32.match(entry["md5"]) else None,
+                blake2b_256=blake2b_256,
+                comment_text=_optional_text(entry.get("comment_text"), "comment_text"),
+                core_metadata=_sha256(metadata_sha256, f"{filename} metadata") if metadata_sha256 else False,
+                uploaded_by=_optional_text(entry.get("uploaded_by"), "uploaded_by"),
+                content=_content(entry.get("content"), filename),
+            )
+        )
+    _check_unique(files, page_url)
+    roles = tuple(
+        (_text(pair[0], "role"), _text(pair[1], "user"))
+        for pair in document.get("roles") or []
+        if isinstance(pair, list) and len(pair) == 2
+    )
+    signature = document.get("serversig")
+    try:
+        signed = base64.b64decode(signature, validate=True) if isinstance(signature, str) else None
+    except ValueError:
+        raise BadSnapshot(f"{page_url}: the signature is not base64") from None
+    return ProjectSnapshot(name, serial, releases, tuple(files), roles, signed)
+
+
+def _content(value: Any, filename: str) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return base64.b64decode(_text(value, f"{filename} content"), validate=True)
+    except ValueError:
+        raise BadSnapshot(f"{filename}: its content is not base64") from None
 
 
 # Simple pages (PEP 503 HTML, PEP 691 JSON)

@@ -17,6 +17,7 @@ Two ways, chosen by what the upstream offers (L{discover}):
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +30,7 @@ from .snapshot import (
     ProjectSnapshot,
     ReleaseSnapshot,
     from_json_api,
+    from_replica,
     from_simple,
     listing_from_simple,
     release_from_json_api,
@@ -36,6 +38,10 @@ from .snapshot import (
 
 # PyPI answers changelog_since_serial with at most this many entries.
 CHANGELOG_PAGE = 50_000
+
+# Files up to this size come inside a twistedindex upstream's /+replica/
+# pages, not by a request each.
+INLINE = 64 * 1024
 
 # Changelog actions after which a release's description is read again.
 _DESCRIBING_ACTIONS = ("new release", "update ")
@@ -144,13 +150,16 @@ def wanted_from_changelog(entries: Iterable[JournalEntry]) -> dict[str, Wanted]:
 
 class SerialUpstream:
     """
-    An upstream with serials: Warehouse's XML-RPC and JSON API.
+    An upstream with serials: Warehouse's XML-RPC and JSON API, or, from a
+    twistedindex, its C{/+replica/} pages (one answer per project with
+    every release described and the page's signature).
     """
 
     mode = "serials"
 
-    def __init__(self, client: UpstreamClient) -> None:
+    def __init__(self, client: UpstreamClient, replica: bool = False) -> None:
         self.client = client
+        self.replica = replica
 
     async def listing(self) -> dict[str, int]:
         return parse_listing(await self.client.xmlrpc("list_packages_with_serial"))
@@ -165,11 +174,17 @@ class SerialUpstream:
 
         :raises StalePage: if the page is older than C{wanted.serial}.
         """
+        if self.replica:
+            path = f"+replica/{wanted.normalized_name}?inline={INLINE}"
+        else:
+            path = f"pypi/{wanted.normalized_name}/json"
         try:
-            page = await self.client.page(f"pypi/{wanted.normalized_name}/json", accept="application/json")
+            page = await self.client.page(path, accept="application/json")
         except NotFound:
             return None
         _check_fresh(page.url, page.serial, wanted.serial)
+        if self.replica:
+            return from_replica(page.body or b"", page.url, self.client.base_url, page.serial)
         return from_json_api(page.body or b"", page.url, page.serial)
 
     async def release(self, normalized_name: str, version: str, serial: int | None) -> ReleaseSnapshot:
@@ -235,4 +250,15 @@ async def discover(client: UpstreamClient) -> SerialUpstream | PageUpstream:
         return PageUpstream(client)
     if not isinstance(serial, int):
         return PageUpstream(client)
-    return SerialUpstream(client)
+    return SerialUpstream(client, await speaks_replica(client))
+
+
+async def speaks_replica(client: UpstreamClient) -> bool:
+    """
+    Whether the upstream is a twistedindex serving C{/+replica/}.
+    """
+    try:
+        page = await client.page("+replica/", accept="application/json")
+        return json.loads(page.body or b"null") == {"version": 1}
+    except (UpstreamError, ValueError):
+        return False

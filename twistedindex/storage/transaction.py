@@ -539,6 +539,16 @@ class Transaction:
         row = await self._one("SELECT 1 FROM files WHERE filename = %s AND blake2b_256 = %s", (filename, blake2b_256))
         return row is not None
 
+    async def existing_filenames(self, filenames: Sequence[str]) -> set[str]:
+        """
+        Which of C{filenames} are files here now.
+        """
+        if not filenames:
+            return set()
+        placeholders = ", ".join(["%s"] * len(filenames))
+        rows = await self._all(f"SELECT filename FROM files WHERE filename IN ({placeholders})", tuple(filenames))
+        return {row[0] for row in rows}
+
     async def project_of_file(self, filename: str, blake2b_256: str) -> str | None:
         """
         The name of the project holding this committed file, if any.

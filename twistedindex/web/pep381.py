@@ -22,7 +22,7 @@ from twisted.web.server import Request
 
 from ..index import PackageIndex
 from ..names import PROJECT_NAME_RE, normalize
-from ..pep381 import Pep381, last_modified, public_key_pem, sign, stats_file
+from ..pep381 import Pep381, last_modified, public_key_pem, stats_file
 from ..storage import Transaction
 from .cache import answer_later, not_found, redirect
 from .simple import SimpleResource
@@ -84,8 +84,6 @@ class ServerSigResource(Resource):
         self._index = index
         self._pep381 = pep381
         self._simple = simple
-        # Signatures by (project, serial): a page is signed once per change.
-        self._signed: dict[tuple[str, int], bytes] = {}
 
     def render_GET(self, request: Request) -> bytes | int:  # noqa: N802
         segments = [s.decode("utf-8", "replace") for s in request.postpath]
@@ -110,13 +108,7 @@ class ServerSigResource(Resource):
                 return not_found(request, "No signature of this page from the upstream (yet).")
             signature = copied[1]
         else:
-            signature = self._signed.get((project, page.serial))
-            if signature is None:
-                key = await self._pep381.key()
-                signature = sign(key, page.body)
-                if len(self._signed) > 10_000:
-                    self._signed.clear()
-                self._signed[(project, page.serial)] = signature
+            signature = await self._pep381.signature(project, page.serial, page.body)
         request.setHeader(b"content-type", b"application/octet-stream")
         request.setHeader(b"x-pypi-last-serial", b"%d" % page.serial)
         return signature

@@ -20,6 +20,7 @@ from .cache import PageCache
 from .files import FilesResource
 from .jsonapi import JsonApiResource
 from .pep381 import LastModifiedResource, LocalStatsResource, MirrorsResource, ServerKeyResource, ServerSigResource
+from .replica import ReplicaResource
 from .simple import SimpleResource
 
 
@@ -45,6 +46,7 @@ class Root(Resource):
             b"last-modified": LastModifiedResource(index),
             b"mirrors": MirrorsResource(pep381),
             b"local-stats": LocalStatsResource(index, pep381),
+            b"+replica": ReplicaResource(index, pep381),
         }
         self._json_api = JsonApiResource(index, self.cache, settings)
         self.app = IndexApp(index, settings)
