@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import xmlrpc.client
 from pathlib import Path
 
@@ -160,6 +162,42 @@ def test_a_mirror_killed_mid_sync_converges(tmp_path: Path) -> None:
         eventually(lambda: same_pages(master, mirror, names), timeout=60, what="the mirror to converge")
         assert stored_files(mirror.data_dir) == stored_files(master.data_dir)
         assert staged_files(mirror.data_dir) == []
+        mirror.stop()
+    master.stop()
+
+
+def test_a_mirror_stopped_mid_sync_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    """
+    A mirror stopped as an operator stops it (SIGTERM) in the middle of its
+    first sync finishes the projects in hand, exits promptly with nothing
+    half-stored, and its next start goes on to the master's state.
+    """
+    master = start_master(tmp_path / "master")
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    names = [f"stop-{i:02d}" for i in range(16)]
+    for name in names:
+        path = wheel(dists, name, "1.0", payload=os.urandom(64 * 1024))
+        assert upload(master, path, name, "1.0").status == 200
+    with upstream_proxy(master.url) as proxy:
+        proxy.add(Fault(r"^/packages/", "delay", seconds=0.1))
+        mirror = start_mirror(tmp_path / "mirror", proxy.url, "--mirror-workers", "2")
+        eventually(lambda: len(stored_files(mirror.data_dir)) >= 4, what="some files to arrive")
+        began = time.monotonic()
+        # twistd shuts down, then exits by the signal that stopped it.
+        assert mirror.daemon.stop() == -signal.SIGTERM
+        assert time.monotonic() - began < 10
+        assert "mirror: stopped between projects" in mirror.daemon.log
+        assert "Main loop terminated." in mirror.daemon.log
+        held = stored_files(mirror.data_dir)
+        assert len(held) < 2 * len(names)  # stopped part-way
+        assert staged_files(mirror.data_dir) == []
+        # What it holds is whole: every file it kept is the master's.
+        assert set(held) <= set(stored_files(master.data_dir))
+        proxy.clear()
+        mirror.start()
+        eventually(lambda: same_pages(master, mirror, names), timeout=60, what="the mirror to converge")
+        assert stored_files(mirror.data_dir) == stored_files(master.data_dir)
         mirror.stop()
     master.stop()
 

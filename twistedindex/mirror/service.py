@@ -156,12 +156,16 @@ class MirrorService(Service):
 
     async def _stop(self) -> None:
         if self._round is not None and not self._round.called:
+            log.info("mirror: stopping; finishing the projects in hand (at most {timeout:.0f} s)", timeout=STOP_TIMEOUT)
             waiting: Deferred[None] = Deferred()
             self._round.addBoth(lambda _: None if waiting.called else waiting.callback(None))
             timeout = self._reactor.callLater(STOP_TIMEOUT, lambda: None if waiting.called else waiting.callback(None))
             await waiting
             if timeout.active():
                 timeout.cancel()
+                log.info("mirror: stopped between projects")
+            else:
+                log.warn("mirror: stopped with projects unfinished; the next start takes them up again")
         await self._release_lease()
         if self._client is not None:
             await self._client.close()
