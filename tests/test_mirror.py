@@ -6,13 +6,16 @@ mirror of that mirror.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 import xmlrpc.client
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,7 @@ from .mirroring import (
     stored_files,
     upload,
 )
+from .tools import tool_venv
 from .upstream_proxy import Fault, upstream_proxy
 
 
@@ -321,3 +325,85 @@ def test_upstream_faults_are_never_served(tmp_path: Path, fault: Fault, warehous
         assert staged_files(mirror.data_dir) == []
         mirror.stop()
     master.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def pypiserver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """
+    A real pypiserver (PEP 503 pages only, no serials, no XML-RPC) serving
+    a directory of files: C{(url, directory)}.
+    """
+    venv = tool_venv("pypiserver", sys.executable, "pypiserver==2.4.2", "waitress")
+    packages = tmp_path / "pypiserver-packages"
+    packages.mkdir()
+    port = free_port()
+    log = open(tmp_path / "pypiserver.log", "wb")
+    process = subprocess.Popen(
+        [str(venv / "bin" / "pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port)]
+        + ["-P", ".", "-a", ".", "--backend", "simple-dir", str(packages)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        eventually(lambda: get(url + "/simple/").status == 200, what="pypiserver to start")
+        yield url, packages
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def test_mirroring_pypiserver(tmp_path: Path, pypiserver: tuple[str, Path]) -> None:
+    """
+    A real pypiserver is followed by its simple pages: the mirror holds the
+    same files (sha256 checked), pip installs them from the mirror alone,
+    and files added and removed upstream are added and removed here.
+    """
+    url, packages = pypiserver
+    wheel(packages, "alpha-pkg", "1.0")
+    sdist(packages, "alpha-pkg", "1.0")
+    wheel(packages, "beta-pkg", "2.0")
+    mirror = start_mirror(tmp_path / "mirror", url)
+
+    def listed(project: str) -> dict[str, str]:
+        page = get(mirror.simple_url + f"{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        if page.status != 200:
+            return {}
+        return {f["filename"]: f["hashes"]["sha256"] for f in json.loads(page.body)["files"]}
+
+    def upstream_files() -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in packages.iterdir()}
+
+    expected = upstream_files()
+    eventually(
+        lambda: {**listed("alpha-pkg"), **listed("beta-pkg")} == expected, what="the mirror to hold pypiserver's files"
+    )
+    assert "by its simple pages" in mirror.daemon.log
+
+    downloads = tmp_path / "downloads"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--index-url", mirror.simple_url, "-d", str(downloads)]
+        + ["beta-pkg==2.0"],
+        capture_output=True,
+        text=True,
+        env=environment(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (downloads / "beta_pkg-2.0-py3-none-any.whl").read_bytes() == (
+        packages / "beta_pkg-2.0-py3-none-any.whl"
+    ).read_bytes()
+
+    wheel(packages, "alpha-pkg", "1.1")
+    (packages / "beta_pkg-2.0-py3-none-any.whl").unlink()
+    expected = upstream_files()
+    eventually(lambda: listed("alpha-pkg") == expected, what="the new upload to arrive")
+    eventually(lambda: get(mirror.simple_url + "beta-pkg/").status == 404, what="the removal to arrive")
+    assert len(stored_files(mirror.data_dir)) == len(expected)
+    mirror.stop()
