@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from twistedindex import filestore
 from twistedindex.filestore import FileStore, relative_path
 
 CONTENT = b"wheel bytes " * 1000
@@ -291,3 +292,37 @@ def test_recovery_removes_a_directory_its_process_never_finished_making(tmp_path
     FileStore(str(tmp_path)).recover(lambda filename, b2: False)
     assert os.listdir(live.tmp) == [os.path.basename(live._instance())]
     live.close_instance()
+
+
+@pytest.mark.parametrize("syncfs", [True, False])
+def test_files_prepared_in_a_batch(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, syncfs: bool) -> None:
+    """
+    Files finished and prepared in a L{SyncBatch} owe their fsyncs to it;
+    paying it (one syncfs, or, where there is none, an fsync of each file
+    and new directory, the files having moved into their records since)
+    leaves them placed as without a batch.
+    """
+    if not syncfs:
+        monkeypatch.setattr(filestore, "_syncfs", None)
+    elif filestore._syncfs is None:
+        pytest.skip("this platform has no syncfs")
+    store = FileStore(str(tmp_path))
+    contents = [CONTENT, CONTENT + b"2"]
+    with store.batch() as batch:
+        placements = []
+        for index, content in enumerate(contents):
+            file = store.stage()
+            file.write(content)
+            file.finish(batch)
+            placements.append(store.prepare(file, f"demo-1.{index}-py3-none-any.whl", b"META", batch))
+        batch.pay()
+    for placement in placements:
+        placement.link()
+        placement.done()
+    for index, content in enumerate(contents):
+        b2 = hashlib.blake2b(content, digest_size=32).hexdigest()
+        with open(store.path(b2, f"demo-1.{index}-py3-none-any.whl"), "rb") as f:
+            assert f.read() == content
+        with open(store.path(b2, f"demo-1.{index}-py3-none-any.whl") + ".metadata", "rb") as f:
+            assert f.read() == b"META"
+    assert all_files(store.tmp) == []

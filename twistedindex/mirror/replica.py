@@ -30,7 +30,7 @@ from twisted.logger import Logger
 
 from .. import dists
 from .. import metadata as core_metadata
-from ..filestore import Digests, FileStore, Placement, Removal, StagedFile, link_all
+from ..filestore import Digests, FileStore, Placement, Removal, StagedFile, SyncBatch, link_all
 from ..index import PackageIndex, settle_placement, settle_removal
 from ..storage import Transaction
 from ..storage.rows import File, Project, Release
@@ -279,12 +279,13 @@ class Replica:
         return serial_after
 
     async def _settle(self, prepared: list[PreparedFile], removal: Removal | None, committed: bool = False) -> None:
+        # Records to drop (committed) and placements never put at their
+        # paths go in one trip to a worker thread.
+        plain = [file.placement for file in prepared if committed or not file.placement.placed]
+        if plain:
+            await self.index.blocking(_settle_plainly, plain, committed)
         for file in prepared:
-            if not file.placement.placed:
-                await self.index.blocking(file.placement.undo)
-            elif committed:
-                await self.index.blocking(file.placement.done)
-            else:
+            if file.placement.placed and not committed:
                 # Linked, then the transaction failed: settled under the
                 # write lock, asking the database (see filestore).
                 await self.store.write(
@@ -297,8 +298,16 @@ class Replica:
                 await self.store.write(settle_removal, removal)
 
 
+def _settle_plainly(placements: list[Placement], committed: bool) -> None:
+    for placement in placements:
+        if committed and placement.placed:
+            placement.done()
+        else:
+            placement.undo()
+
+
 def _take_small(
-    store: FileStore, body: bytes, file: FileSnapshot, describe_release: bool
+    store: FileStore, body: bytes, file: FileSnapshot, describe_release: bool, batch: SyncBatch | None = None
 ) -> tuple[StagedFile, tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]]:
     """
     On a worker thread: stage a file read whole, check its SHA-256, and go
@@ -309,7 +318,7 @@ def _take_small(
         staged.write(body)
         if not hmac.compare_digest(staged.peek_digests().sha256, file.sha256):
             raise UpstreamError(f"{file.url}: sha256 {staged.peek_digests().sha256} instead of {file.sha256}")
-        return staged, _take_download(store, staged, file, describe_release)
+        return staged, _take_download(store, staged, file, describe_release, batch)
     except BaseException:
         staged.discard()
         raise
@@ -320,18 +329,21 @@ def _take_inline(
 ) -> list[tuple[StagedFile, tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]]]:
     """
     On a worker thread: L{_take_small} for each of C{files}, whose bytes
-    came inline.  If one fails, those taken so far are dropped.
+    came inline, with their fsyncs paid together at the end.  If one fails,
+    those taken so far are dropped.
     """
     taken: list[tuple[StagedFile, tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]]] = []
-    for file in files:
-        assert file.content is not None
-        try:
-            if file.size is not None and len(file.content) != file.size:
-                raise UpstreamError(f"{file.url}: {len(file.content)} bytes instead of {file.size}")
-            taken.append(_take_small(store, file.content, file, describe_release))
-        except BaseException as e:
-            # The ones taken go back under the write lock (see _TakenSome).
-            raise _TakenSome(taken, e) from e
+    try:
+        with store.batch() as batch:
+            for file in files:
+                assert file.content is not None
+                if file.size is not None and len(file.content) != file.size:
+                    raise UpstreamError(f"{file.url}: {len(file.content)} bytes instead of {file.size}")
+                taken.append(_take_small(store, file.content, file, describe_release, batch))
+            batch.pay()
+    except BaseException as e:
+        # The ones taken go back under the write lock (see _TakenSome).
+        raise _TakenSome(taken, e) from e
     return taken
 
 
@@ -348,7 +360,7 @@ class _TakenSome(Exception):
 
 
 def _take_download(
-    store: FileStore, staged: StagedFile, file: FileSnapshot, describe_release: bool
+    store: FileStore, staged: StagedFile, file: FileSnapshot, describe_release: bool, batch: SyncBatch | None = None
 ) -> tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]:
     """
     On a worker thread: make a downloaded file durable, check its other
@@ -356,7 +368,7 @@ def _take_download(
     placement is C{None} when the wheel's METADATA is not the metadata file
     the upstream serves (the caller fetches that one).
     """
-    digests = staged.finish()
+    digests = staged.finish(batch)
     _check_digests(file, digests)
     is_wheel = file.filename.endswith(".whl")
     contents = None
@@ -374,7 +386,7 @@ def _take_download(
         ):
             return digests, None, described, None
         metadata = extracted
-    return digests, metadata, described, store.prepare(staged, file.filename, metadata)
+    return digests, metadata, described, store.prepare(staged, file.filename, metadata, batch)
 
 
 def _check_digests(file: FileSnapshot, digests: Digests) -> None:
