@@ -42,11 +42,15 @@ class Chrome:
 
     session: WebSession | None
     mirror_of: str | None
+    index_url: str
 
 
-def render(title: str, chrome: Chrome, *content: Any, stylesheet: str) -> Deferred[bytes]:
+def render(title: str, chrome: Chrome, *content: Any, stylesheet: str, search: bool = True) -> Deferred[bytes]:
     """
     A whole page, as UTF-8 bytes.
+
+    :param search: whether the top bar has a search box (the start page
+        has a bigger one of its own).
     """
     page = tags.html(lang="en")(
         tags.head(
@@ -55,12 +59,14 @@ def render(title: str, chrome: Chrome, *content: Any, stylesheet: str) -> Deferr
             tags.title(f"{title} · cheeseshop" if title else "cheeseshop"),
             tags.link(rel="stylesheet", href=stylesheet),
         ),
-        tags.body(_header(chrome), Tag("main", attributes={"class": "wrap"}, children=list(content)), _footer(chrome)),
+        tags.body(
+            _header(chrome, search), Tag("main", attributes={"class": "wrap"}, children=list(content)), _footer(chrome)
+        ),
     )
     return flattenString(None, page).addCallback(lambda body: b"<!DOCTYPE html>\n" + body)
 
 
-def _header(chrome: Chrome) -> Tag:
+def _header(chrome: Chrome, search: bool) -> Tag:
     if chrome.session is not None:
         who = chrome.session.actor.name or ""
         account = tags.nav(class_="account")(
@@ -75,16 +81,16 @@ def _header(chrome: Chrome) -> Tag:
     return tags.header(class_="site")(
         tags.div(class_="wrap bar")(
             tags.a(class_="brand", href="/")(tags.span(class_="logo")("◆"), " cheeseshop"),
-            search_box(class_="search compact"),
+            search_box(class_="search compact") if search else "",
             account,
         )
     )
 
 
 def _footer(chrome: Chrome) -> Tag:
-    notes: list[Any] = ["A Python package index. Install with ", tags.code("pip install --index-url …/simple/"), "."]
+    notes: list[Any] = ["Install from this index with ", tags.code(f"pip install --index-url {chrome.index_url} NAME")]
     if chrome.mirror_of is not None:
-        notes = ["A read-only mirror of ", tags.a(href=chrome.mirror_of)(chrome.mirror_of), "."]
+        notes += [" · a read-only mirror of ", tags.a(href=chrome.mirror_of)(chrome.mirror_of)]
     return tags.footer(class_="site")(tags.div(class_="wrap")(*notes))
 
 
@@ -228,14 +234,7 @@ def home(counts: Counts, recent: Sequence[RecentRelease]) -> list[Tag]:
     ]
 
 
-def project(
-    detail: Any,
-    release: Release | None,
-    rendered: str | None,
-    chrome: Chrome,
-    role: str | None,
-    index_url: str,
-) -> list[Tag]:
+def project(detail: Any, release: Release | None, rendered: str | None, chrome: Chrome, role: str | None) -> list[Tag]:
     """
     A project's page, at one of its releases (the latest when the URL names
     none).
@@ -258,7 +257,7 @@ def project(
         tags.h1(proj.name, " ", tags.span(class_="version")(release.version)),
         tags.p(class_="summary")(release.summary or ""),
         tags.div(class_="install")(
-            tags.code(class_="pip")(f"pip install --index-url {index_url} {requirement}"),
+            tags.code(class_="pip")(f"pip install --index-url {chrome.index_url} {requirement}"),
         ),
         tags.p(class_="meta")("Released ", when(release.created), *actions),
     )

@@ -160,11 +160,14 @@ class WebUI:
         return session
 
     async def _chrome(self, request: Request) -> pages.Chrome:
-        return pages.Chrome(await self._session(request), await self.index.mirror_of())
+        return pages.Chrome(await self._session(request), await self.index.mirror_of(), self._index_url(request))
 
-    async def _page(self, request: Request, title: str, content: list[Any], status: int = 200) -> bytes:
+    async def _page(
+        self, request: Request, title: str, content: list[Any], status: int = 200, search: bool = True
+    ) -> bytes:
         chrome = await self._chrome(request)
-        body = await pages.render(title, chrome, *content, stylesheet=f"/static/style.css?v={STYLESHEET_VERSION}")
+        stylesheet = f"/static/style.css?v={STYLESHEET_VERSION}"
+        body = await pages.render(title, chrome, *content, stylesheet=stylesheet, search=search)
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         for name, value in _SECURITY_HEADERS:
@@ -225,7 +228,7 @@ class WebUI:
     async def home(self, request: Request) -> bytes:
         counts = await self.index.counts()
         recent = await self.index.recent_releases(12)
-        return await self._page(request, "", pages.home(counts, recent))
+        return await self._page(request, "", pages.home(counts, recent), search=False)
 
     @app.route("/project/<name>/", methods=["GET", "HEAD"])
     @app.route("/project/<name>/<version>/", methods=["GET", "HEAD"])
@@ -255,7 +258,7 @@ class WebUI:
         role = await self.index.role_of(normalized, session.actor) if session is not None else None
         chrome = await self._chrome(request)
         title = detail.project.name + (f" {release.version}" if release is not None else "")
-        content = pages.project(detail, release, rendered, chrome, role, self._index_url(request))
+        content = pages.project(detail, release, rendered, chrome, role)
         return await self._page(request, title, content)
 
     @app.route("/search/", methods=["GET", "HEAD"])
