@@ -7,6 +7,7 @@ through the domain and its journal, and read-only mirrors.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import os
@@ -26,18 +27,14 @@ from twistedindex.config import Settings
 from twistedindex.web.pages import description_html, safe_html
 
 from .daemon import RunningIndex
-from .distributions import multipart, upload_fields, wheel
-from .http import Response, basic, get, post_form, request
+from .distributions import wheel
+from .http import Response, get, request
+from .mirroring import PASSWORD
+from .mirroring import upload as upload_as
 
-PASSWORD = "pages-password"
 OTHER_PASSWORD = "other-pages-password"
 
-
-def upload(index: RunningIndex, path: Path, project: str, version: str, user: str = "alice") -> Response:
-    content_type, body = multipart(
-        upload_fields(path, project, version), [("content", path.name, path.read_bytes(), None)]
-    )
-    return post_form(index.upload_url, content_type, body, basic(user, PASSWORD))
+upload = functools.partial(upload_as, user="alice")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +44,8 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningIndex]:
     running.add_user("bob", OTHER_PASSWORD)
     dists = tmp_path_factory.mktemp("dists")
     for version in ("1.0", "2.0"):
-        assert upload(running, wheel(dists, "Page.Demo", version, summary="Pages for people"), "Page.Demo", version)
+        dist = wheel(dists, "Page.Demo", version, summary="Pages for people")
+        assert upload(running, dist, "Page.Demo", version).status == 200
     yield running
     running.stop()
 

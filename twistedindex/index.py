@@ -661,6 +661,15 @@ class PackageIndex:
         """
         if role not in ROLES:
             raise InvalidRequest(f"Unknown role {role!r}: choose {' or '.join(ROLES)}.")
+        await self._change_role(project_name, user_name, role, actor)
+
+    async def remove_role(self, project_name: str, user_name: str, actor: Actor = ADMIN) -> None:
+        """
+        Take a user's role on a project away; the last Owner stays.
+        """
+        await self._change_role(project_name, user_name, None, actor)
+
+    async def _change_role(self, project_name: str, user_name: str, role: str | None, actor: Actor) -> None:
         now = self.now()
 
         async def change(tx: Transaction) -> tuple[Project, int]:
@@ -669,43 +678,25 @@ class PackageIndex:
             user = await _user(tx, user_name)
             current = await tx.role_of(project.id, user.id)
             if current == role:
+                if role is None:
+                    raise NotFound(f"{user.name} has no role on {project.name}.")
                 raise InvalidRequest(
                     f"{user.name} is already a{'n' if role == OWNER else ''} {role} of {project.name}."
                 )
             if current == OWNER:
                 await _keep_an_owner(tx, project)
-            await tx.set_role(project.id, user.id, role)
-            # PyPI's journal words (Warehouse manage views).
-            action = f"add {role} {user.name}" if current is None else f"change {current} {user.name} to {role}"
+            # PyPI's journal words (Warehouse's manage views).
+            if role is None:
+                await tx.delete_role(project.id, user.id)
+                action = f"remove {current} {user.name}"
+            else:
+                await tx.set_role(project.id, user.id, role)
+                action = f"add {role} {user.name}" if current is None else f"change {current} {user.name} to {role}"
             serial = await tx.append_journal(project.name, project.normalized_name, None, action, now, actor.name)
             return project, serial
 
         project, serial = await self._change(change)
-        log.info("{project}: {user} is now a {role}", project=project.name, user=user_name, role=role)
-        self._changed(project.normalized_name, serial)
-
-    async def remove_role(self, project_name: str, user_name: str, actor: Actor = ADMIN) -> None:
-        """
-        Take a user's role on a project away; the last Owner stays.
-        """
-        now = self.now()
-
-        async def change(tx: Transaction) -> tuple[Project, int]:
-            project = await _project(tx, project_name)
-            await _require_owner(tx, project, actor)
-            user = await _user(tx, user_name)
-            current = await tx.role_of(project.id, user.id)
-            if current is None:
-                raise NotFound(f"{user.name} has no role on {project.name}.")
-            if current == OWNER:
-                await _keep_an_owner(tx, project)
-            await tx.delete_role(project.id, user.id)
-            action = f"remove {current} {user.name}"
-            serial = await tx.append_journal(project.name, project.normalized_name, None, action, now, actor.name)
-            return project, serial
-
-        project, serial = await self._change(change)
-        log.info("{project}: {user} has no role any more", project=project.name, user=user_name)
+        log.info("{project}: {user} has the role {role}", project=project.name, user=user_name, role=role or "none")
         self._changed(project.normalized_name, serial)
 
     # Publishing
