@@ -430,7 +430,8 @@ def search(query: str, hits: Sequence[SearchHit], page: int, more: bool) -> list
         pager.append(tags.span(class_="muted")(f"Page {page}"))
         if more:
             pager.append(tags.a(class_="button secondary", rel="next", href=_search_url(query, page + 1))("Next →"))
-        results.append(tags.nav(class_="pager")(*pager))
+        if page > 1 or more:
+            results.append(tags.nav(class_="pager")(*pager))
     return [tags.h1("Search"), search_box(query), *results]
 
 
