@@ -14,8 +14,9 @@ from .daemon import ROOT, copy_of_tree, environment
 
 def test_wheel_carries_the_whole_program(tmp_path: Path) -> None:
     """
-    The wheel holds every module and schema file of twistedindex and the
-    twistd plugin, and no __init__.py that would shadow Twisted's plugins.
+    The wheel holds every module, schema file and stylesheet of
+    twistedindex and the twistd plugin, and no __init__.py that would
+    shadow Twisted's plugins.
     """
     tree = copy_of_tree(tmp_path / "tree")
     subprocess.run(
@@ -29,6 +30,7 @@ def test_wheel_carries_the_whole_program(tmp_path: Path) -> None:
     source = Path(ROOT)
     expected = {str(p.relative_to(source)) for p in (source / "twistedindex").rglob("*.py")}
     expected |= {str(p.relative_to(source)) for p in (source / "twistedindex").rglob("*.sql")}
+    expected |= {str(p.relative_to(source)) for p in (source / "twistedindex").rglob("*.css")}
     expected.add("twisted/plugins/cheeseshop.py")
     assert expected - names == set()
     assert "twisted/__init__.py" not in names and "twisted/plugins/__init__.py" not in names

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -37,7 +38,7 @@ from .errors import CheeseshopError, FileExists, Forbidden, InvalidRequest, NotF
 from .filestore import Digests, FileStore, Placement, Removal, StagedFile
 from .names import check_project_name, check_username, normalize
 from .storage import IStore, Transaction
-from .storage.rows import File, JournalEntry, Project, Release, SearchHit, Token, User
+from .storage.rows import Counts, File, JournalEntry, Project, RecentRelease, Release, SearchHit, Token, User
 from .storage.search import Query
 from .upload import FileFields, UploadForm, check_file_fields, check_filename, valid_platform_tag
 
@@ -48,7 +49,12 @@ T = TypeVar("T")
 OWNER = "Owner"
 MAINTAINER = "Maintainer"
 
+ROLES = (OWNER, MAINTAINER)
+
 WORKER_THREADS = 4
+
+# How long a browser stays logged in.
+SESSION_SECONDS = 14 * 24 * 3600
 
 HELP = "https://pypi.org/help/"
 INVALID_AUTH = f"Invalid or non-existent authentication information. See {HELP}#invalid-auth for more information."
@@ -76,6 +82,18 @@ class Actor:
 
 # The administrator's tool (cheeseshop-admin) acts with every permission.
 ADMIN = Actor(None, None)
+
+
+@frozen
+class WebSession:
+    """
+    A browser's login: who it is, and the token its forms must carry.
+    """
+
+    actor: Actor
+    csrf_token: str
+    digest: str
+    expires: int
 
 
 @frozen
@@ -179,6 +197,13 @@ class PackageIndex:
         self._password_worker = ThreadPool(minthreads=0, maxthreads=1, name="cheeseshop-passwords")
 
     # Plumbing
+
+    @property
+    def reactor(self) -> Any:
+        """
+        The clock (and reactor) the index runs on.
+        """
+        return self._reactor
 
     def now(self) -> int:
         return now_micros(self._reactor)
@@ -368,6 +393,15 @@ class PackageIndex:
 
     async def names_changed_since(self, seconds: float) -> list[str]:
         return await self.store.read(_ask, "names_changed_after", int(seconds * 1_000_000))
+
+    async def counts(self) -> Counts:
+        """
+        How many projects, releases and files the index holds.
+        """
+        return await self.store.read(_ask, "counts")
+
+    async def recent_releases(self, limit: int) -> list[RecentRelease]:
+        return await self.store.read(_ask, "recent_releases", limit)
 
     async def user_projects(self, name: str) -> list[tuple[str, str]]:
         """
@@ -571,6 +605,123 @@ class PackageIndex:
             lambda f: log.failure("recording the use of token {id} failed", f, id=found.id)
         )
         return Actor(found.user_name, found.user_id, found.project_id)
+
+    # Web sessions: not the index's content, so a mirror keeps them too.
+
+    async def start_session(self, actor: Actor) -> tuple[str, WebSession]:
+        """
+        Log a user in for a browser.
+
+        :return: the session id, for the browser's cookie alone (only its
+            digest is stored), and the session.
+        """
+        assert actor.user_id is not None
+        session_id = secrets.token_urlsafe(32)
+        digest = accounts.token_digest(session_id)
+        csrf_token = secrets.token_urlsafe(32)
+        now = self.now()
+        expires = now + SESSION_SECONDS * 1_000_000
+
+        async def start(tx: Transaction) -> None:
+            # Expired sessions are swept as new ones start: no timer needed.
+            await tx.delete_expired_sessions(now)
+            await tx.insert_session(digest, actor.user_id, csrf_token, now, expires)
+
+        await self.store.write(start)
+        log.info("{user} logged in", user=actor.name)
+        return session_id, WebSession(actor, csrf_token, digest, expires)
+
+    async def find_session(self, session_id: str) -> WebSession | None:
+        """
+        The live session with this id, or C{None}.
+        """
+        found = await self.store.read(_ask, "session_by_digest", accounts.token_digest(session_id), self.now())
+        if found is None:
+            return None
+        return WebSession(Actor(found.user_name, found.user_id), found.csrf_token, found.digest, found.expires)
+
+    async def end_session(self, session: WebSession) -> None:
+        await self.store.write(_ask, "delete_session", session.digest)
+        log.info("{user} logged out", user=session.actor.name)
+
+    async def change_password(self, session: WebSession, old: str, new: str) -> None:
+        """
+        Change a logged-in user's password, given the old one, and end the
+        user's other sessions.
+        """
+        name = session.actor.name
+        assert name is not None
+        await self.authenticate_password(name, old)
+        _check_password_rules(new)
+        password_hash = await self._argon2(accounts.hash_password, new)
+
+        async def update(tx: Transaction) -> None:
+            user = await _user(tx, name)
+            await tx.set_password_hash(user.id, password_hash)
+            await tx.delete_sessions_of_user(user.id, keep=session.digest)
+
+        await self._change(update)
+        log.info("{user} changed their password", user=name)
+
+    # Roles
+
+    async def role_of(self, project_name: str, actor: Actor) -> str | None:
+        """
+        The actor's role on a project (C{None} for none, or no such project).
+        """
+
+        async def read(tx: Transaction) -> str | None:
+            project = await tx.get_project(normalize(project_name))
+            if project is None or actor.user_id is None:
+                return None
+            return await tx.role_of(project.id, actor.user_id)
+
+        return await self.store.read(read)
+
+    async def add_role(self, project_name: str, user_name: str, role: str, actor: Actor = ADMIN) -> None:
+        """
+        Give a user a role on a project (or change the role they have), as
+        an Owner does on PyPI's collaborators page.
+        """
+        if role not in ROLES:
+            raise InvalidRequest(f"Unknown role {role!r}: choose {' or '.join(ROLES)}.")
+        await self._change_role(project_name, user_name, role, actor)
+
+    async def remove_role(self, project_name: str, user_name: str, actor: Actor = ADMIN) -> None:
+        """
+        Take a user's role on a project away; the last Owner stays.
+        """
+        await self._change_role(project_name, user_name, None, actor)
+
+    async def _change_role(self, project_name: str, user_name: str, role: str | None, actor: Actor) -> None:
+        now = self.now()
+
+        async def change(tx: Transaction) -> tuple[Project, int]:
+            project = await _project(tx, project_name)
+            await _require_owner(tx, project, actor)
+            user = await _user(tx, user_name)
+            current = await tx.role_of(project.id, user.id)
+            if current == role:
+                if role is None:
+                    raise NotFound(f"{user.name} has no role on {project.name}.")
+                raise InvalidRequest(
+                    f"{user.name} is already a{'n' if role == OWNER else ''} {role} of {project.name}."
+                )
+            if current == OWNER:
+                await _keep_an_owner(tx, project)
+            # PyPI's journal words (Warehouse's manage views).
+            if role is None:
+                await tx.delete_role(project.id, user.id)
+                action = f"remove {current} {user.name}"
+            else:
+                await tx.set_role(project.id, user.id, role)
+                action = f"add {role} {user.name}" if current is None else f"change {current} {user.name} to {role}"
+            serial = await tx.append_journal(project.name, project.normalized_name, None, action, now, actor.name)
+            return project, serial
+
+        project, serial = await self._change(change)
+        log.info("{project}: {user} has the role {role}", project=project.name, user=user_name, role=role or "none")
+        self._changed(project.normalized_name, serial)
 
     # Publishing
 
@@ -1279,3 +1430,13 @@ async def _require_owner(tx: Transaction, project: Project, actor: Actor) -> Non
         raise Forbidden(f"The given token isn't allowed to manage project {project.name!r}.")
     if await tx.role_of(project.id, actor.user_id) != OWNER:
         raise Forbidden(f"The user {actor.name!r} isn't an Owner of project {project.name!r}.")
+
+
+async def _keep_an_owner(tx: Transaction, project: Project) -> None:
+    """
+    :raises InvalidRequest: when the project has only one Owner, who is
+        about to lose that role: a project always keeps one.
+    """
+    owners = [name for role, name in await tx.roles_for_project(project.id) if role == OWNER]
+    if len(owners) <= 1:
+        raise InvalidRequest(f"{project.name} must keep at least one Owner.")

@@ -465,3 +465,89 @@ async def test_serversigs_and_downloads(store: Any) -> None:
     assert signature == (4, b"\x30\x2d") and gone is None
     assert counts == [("demo", "demo-1.0.tar.gz", "pip/25", 5)]
     assert days == ["2026-11-20", "2026-11-21"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessions_are_found_by_digest_until_they_expire(store: Any) -> None:
+    """
+    A session is found by its digest, with its user's name and CSRF token,
+    until its expiry; deleting it, its user's others, or the expired ones
+    removes exactly those.
+    """
+
+    async def body(tx: Transaction) -> Any:
+        alice = await tx.insert_user("Alice", None, "hash", 1)
+        bob = await tx.insert_user("bob", None, "hash", 1)
+        await tx.insert_session("a1", alice.id, "csrf-a1", 10, 100)
+        await tx.insert_session("a2", alice.id, "csrf-a2", 10, 200)
+        await tx.insert_session("a3", alice.id, "csrf-a3", 10, 200)
+        await tx.insert_session("b1", bob.id, "csrf-b1", 10, 50)
+        return alice
+
+    alice = await store.write(body)
+
+    async def find(tx: Transaction, digest: str, now: int) -> Any:
+        return await tx.session_by_digest(digest, now)
+
+    found = await store.read(find, "a1", 99)
+    assert (found.digest, found.user_id, found.user_name, found.csrf_token, found.created, found.expires) == (
+        "a1",
+        alice.id,
+        "Alice",
+        "csrf-a1",
+        10,
+        100,
+    )
+    assert await store.read(find, "a1", 100) is None  # expired
+    assert await store.read(find, "nope", 0) is None
+
+    async def clean(tx: Transaction) -> Any:
+        return (
+            await tx.delete_expired_sessions(60),
+            await tx.delete_sessions_of_user(alice.id, keep="a2"),
+            await tx.delete_session("a2"),
+            await tx.delete_session("a2"),
+        )
+
+    assert await store.write(clean) == (1, 2, True, False)  # b1 expired; a1, a3 ended; a2 once
+    for digest in ("a1", "a2", "a3", "b1"):
+        assert await store.read(find, digest, 0) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessions_go_with_their_user(store: Any) -> None:
+    """
+    Deleting a user deletes the user's sessions (ON DELETE CASCADE).
+    """
+
+    async def body(tx: Transaction) -> Any:
+        carol = await tx.insert_user("carol", None, None, 1)
+        await tx.insert_session("c1", carol.id, "t", 1, 10**12)
+        await tx._run("DELETE FROM users WHERE id = %s", (carol.id,))
+        return await tx.session_by_digest("c1", 0)
+
+    assert await store.write(body) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_counts_and_recent_releases(store: Any) -> None:
+    """
+    The index's counts of projects, releases and files, and its releases by
+    their newest file, newest first (releases without files left out).
+    """
+
+    async def body(tx: Transaction) -> Any:
+        _, one = await seed_release(tx, "one", "1.0")
+        _, two = await seed_release(tx, "two", "1.0")
+        await seed_release(tx, "one", "2.0")  # no files
+        await seed_file(tx, one, "one-1.0.tar.gz", "aa" * 32)
+        await seed_file(tx, two, "two-1.0.tar.gz", "bb" * 32)
+        return await tx.counts(), await tx.recent_releases(10), await tx.recent_releases(1)
+
+    counts, recent, first = await store.write(body)
+    assert (counts.projects, counts.releases, counts.files) == (2, 3, 2)
+    assert [(r.name, r.version, r.summary, r.uploaded) for r in recent] == [
+        ("two", "1.0", "A demo", 3_000),
+        ("one", "1.0", "A demo", 3_000),
+    ]
+    assert first == recent[:1]

@@ -29,7 +29,7 @@ from .transaction import SyncCursor, Transaction, run_to_end
 
 log = Logger()
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Held while migrating, so that daemons starting together on one PostgreSQL
 # database upgrade it once.

@@ -111,3 +111,41 @@ class MirrorProject:
     fingerprint: str | None
     failures: int
     last_error: str | None
+
+
+@frozen
+class Session:
+    """
+    A browser's login (the session id itself is never stored).
+    """
+
+    digest: str
+    user_id: int
+    user_name: str
+    csrf_token: str
+    created: int
+    expires: int
+
+
+@frozen
+class Counts:
+    """
+    How much the index holds.
+    """
+
+    projects: int
+    releases: int
+    files: int
+
+
+@frozen
+class RecentRelease:
+    """
+    A release with files, by the time of its newest file.
+    """
+
+    name: str
+    normalized_name: str
+    version: str
+    summary: str | None
+    uploaded: int

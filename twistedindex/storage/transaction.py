@@ -22,7 +22,19 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..names import latest_release, version_key
-from .rows import File, JournalEntry, MirrorProject, Project, Release, SearchHit, Token, User
+from .rows import (
+    Counts,
+    File,
+    JournalEntry,
+    MirrorProject,
+    Project,
+    RecentRelease,
+    Release,
+    SearchHit,
+    Session,
+    Token,
+    User,
+)
 from .search import Query, compile_query
 
 
@@ -268,6 +280,37 @@ class Transaction:
 
     async def touch_token(self, token_id: int, now: int) -> None:
         await self._run("UPDATE tokens SET last_used = %s WHERE id = %s", (now, token_id))
+
+    # Web sessions
+
+    async def insert_session(self, digest: str, user_id: int, csrf_token: str, now: int, expires: int) -> None:
+        await self._run(
+            "INSERT INTO sessions (digest, user_id, csrf_token, created, expires) VALUES (%s, %s, %s, %s, %s)",
+            (digest, user_id, csrf_token, now, expires),
+        )
+
+    async def session_by_digest(self, digest: str, now: int) -> Session | None:
+        """
+        The session with this digest, unless it expired by C{now}.
+        """
+        row = await self._one(
+            "SELECT s.digest, s.user_id, u.name, s.csrf_token, s.created, s.expires "
+            "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = %s AND s.expires > %s",
+            (digest, now),
+        )
+        return Session(*row) if row else None
+
+    async def delete_session(self, digest: str) -> bool:
+        return await self._run("DELETE FROM sessions WHERE digest = %s", (digest,)) > 0
+
+    async def delete_sessions_of_user(self, user_id: int, keep: str | None = None) -> int:
+        """
+        End every session of a user, but the one whose digest is C{keep}.
+        """
+        return await self._run("DELETE FROM sessions WHERE user_id = %s AND digest <> %s", (user_id, keep or ""))
+
+    async def delete_expired_sessions(self, now: int) -> int:
+        return await self._run("DELETE FROM sessions WHERE expires <= %s", (now,))
 
     # Projects and roles
 
@@ -685,6 +728,25 @@ class Transaction:
         return [row[0] for row in rows]
 
     # Search
+
+    async def counts(self) -> Counts:
+        row = await self._one(
+            "SELECT (SELECT COUNT(*) FROM projects), (SELECT COUNT(*) FROM releases), (SELECT COUNT(*) FROM files)"
+        )
+        assert row is not None
+        return Counts(*(int(n) for n in row))
+
+    async def recent_releases(self, limit: int) -> list[RecentRelease]:
+        """
+        The releases with the newest files, newest first.
+        """
+        rows = await self._all(
+            "SELECT p.name, p.normalized_name, r.version, r.summary, MAX(f.upload_time) AS uploaded "
+            "FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = r.project_id "
+            "GROUP BY r.id, p.name, p.normalized_name, r.version, r.summary ORDER BY uploaded DESC, r.id DESC LIMIT %s",
+            (limit,),
+        )
+        return [RecentRelease(*row) for row in rows]
 
     async def refresh_search_document(self, project_id: int) -> None:
         """

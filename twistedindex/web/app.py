@@ -16,11 +16,13 @@ from ..config import Settings
 from ..index import PackageIndex
 from .cache import not_found
 from .legacy import LegacyAPI
+from .ui import WebUI
 
 
 class IndexApp:
     """
-    Routes to the legacy upload API (and, later, the web pages).
+    Routes to the legacy upload API, and to the start page (the other web
+    pages are L{WebUI}'s own app, which L{twistedindex.web.root} mounts).
     """
 
     app = Klein()
@@ -29,6 +31,7 @@ class IndexApp:
         self.index = index
         self.settings = settings
         self.legacy = LegacyAPI(index, settings)
+        self.ui = WebUI(index, settings)
 
     # The legacy API answers where each client posts: twine and uv at
     # /legacy/ (PyPI's upload URL), distutils at /pypi (its default), and /.
@@ -43,4 +46,6 @@ class IndexApp:
     def home(self, request: Request) -> Any:
         if request.args.get(b":action"):
             return self.legacy.handle(request)
+        if request.path == b"/":
+            return self.ui.home(request)
         return not_found(request)

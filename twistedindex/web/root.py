@@ -23,6 +23,9 @@ from .pep381 import LastModifiedResource, LocalStatsResource, MirrorsResource, S
 from .replica import ReplicaResource
 from .simple import SimpleResource
 
+# The first path segments of the web pages (L{twistedindex.web.ui}).
+_PAGES = frozenset([b"project", b"search", b"user", b"account", b"manage", b"static"])
+
 
 class Root(Resource):
     """
@@ -51,6 +54,7 @@ class Root(Resource):
         self._json_api = JsonApiResource(index, self.cache, settings)
         self.app = IndexApp(index, settings)
         self._app_resource = self.app.app.resource()
+        self._pages_resource = self.app.ui.app.resource()
 
     def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
         child = self._children.get(path)
@@ -63,9 +67,11 @@ class Root(Resource):
             # search, bandersnatch); the rest goes to the upload API.
             if wants_xmlrpc(request) and request.postpath in ([], [b""]):
                 return self.xmlrpc
-        # Everything else is the Klein app's, which routes on the whole path.
+        # Everything else is a Klein app's, which routes on the whole path.
         request.postpath = request.prepath + request.postpath
         request.prepath = []
+        if path in _PAGES:
+            return self._pages_resource
         return self._app_resource
 
 

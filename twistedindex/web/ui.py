@@ -1,0 +1,453 @@
+# -*- test-case-name: tests.test_web_pages -*-
+"""
+The web pages people use in a browser: the start page, projects, search,
+users, accounts (login, password, API tokens) and project management.
+
+Each route parses the request, calls the domain (L{PackageIndex}), and
+renders a page from L{twistedindex.web.pages}.  A browser logs in with a
+session cookie (HttpOnly, SameSite=Lax, Secure over https) whose id is
+stored hashed in the database, so every daemon on a shared database knows
+it.  Every form carries a CSRF token: the session's own, or, on the login
+form, one that must match a cookie of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from klein import Klein
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
+
+from ..config import Settings
+from ..errors import CheeseshopError, Forbidden, InvalidRequest, NotFound, Unauthenticated
+from ..index import OWNER, SESSION_SECONDS, PackageIndex, WebSession
+from ..names import find_release, latest_release, normalize
+from ..storage.search import Query
+from . import pages
+from .errors import status_of
+
+log = Logger()
+
+SESSION_COOKIE = b"cheeseshop_session"
+LOGIN_COOKIE = b"cheeseshop_login"
+
+STYLESHEET = (resources.files(__package__) / "static" / "style.css").read_bytes()
+STYLESHEET_VERSION = hashlib.sha256(STYLESHEET).hexdigest()[:12]
+
+# Pages may show images from the web (a README's badges), nothing else from
+# elsewhere; no script runs at all, even if a description's sanitizing failed.
+_SECURITY_HEADERS = (
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+)
+
+
+class LoginThrottle:
+    """
+    Slows down guessing: each failed login for a user name from one address
+    doubles the wait before the next attempt is checked (from C{base}
+    seconds up to C{cap}); a success, or C{forget} seconds of quiet, resets it.
+
+    Kept in each daemon's memory: behind a load balancer, an attacker spread
+    over several daemons is slowed by each.
+    """
+
+    def __init__(self, base: float = 0.25, cap: float = 30.0, forget: float = 900.0, size: int = 10_000) -> None:
+        self._base = base
+        self._cap = cap
+        self._forget = forget
+        self._size = size
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}
+
+    def delay(self, key: tuple[str, str], now: float) -> float:
+        failures, last = self._failures.get(key, (0, 0.0))
+        if failures == 0 or now - last > self._forget:
+            return 0.0
+        return min(self._base * 2 ** (failures - 1), self._cap)
+
+    def failed(self, key: tuple[str, str], now: float) -> None:
+        if len(self._failures) >= self._size:
+            self._failures = {k: v for k, v in self._failures.items() if now - v[1] <= self._forget}
+        failures, last = self._failures.get(key, (0, 0.0))
+        if now - last > self._forget:
+            failures = 0
+        self._failures[key] = (failures + 1, now)
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        self._failures.pop(key, None)
+
+
+def _form(request: Request) -> dict[str, str]:
+    """
+    A form's fields (the first value of each), as text.
+    """
+    return {
+        key.decode("utf-8", "replace"): values[0].decode("utf-8", "replace").strip()
+        for key, values in (request.args or {}).items()
+        if values
+    }
+
+
+def _local(url: str) -> str:
+    """
+    C{url} if it is a path on this site, else C{/}: a login never sends the
+    browser elsewhere.
+    """
+    return url if url.startswith("/") and not url.startswith("//") and "\\" not in url else "/"
+
+
+class WebUI:
+    """
+    The pages, as a Klein app of their own.
+    """
+
+    app = Klein()
+
+    def __init__(self, index: PackageIndex, settings: Settings) -> None:
+        self.index = index
+        self.settings = settings
+        self.throttle = LoginThrottle()
+
+    # Plumbing
+
+    def _secure(self, request: Request) -> bool:
+        if self.settings.base_url:
+            return self.settings.base_url.startswith("https:")
+        return bool(request.isSecure())
+
+    def _index_url(self, request: Request) -> str:
+        if self.settings.base_url:
+            return self.settings.base_url.rstrip("/") + "/simple/"
+        host = (request.getHeader(b"host") or b"localhost").decode("ascii", "replace")
+        return f"{'https' if request.isSecure() else 'http'}://{host}/simple/"
+
+    def _set_cookie(self, request: Request, name: bytes, value: str, max_age: int | None, same_site: str) -> None:
+        request.addCookie(
+            name,
+            value.encode("ascii"),
+            path=b"/",
+            max_age=None if max_age is None else str(max_age).encode("ascii"),
+            secure=self._secure(request) or None,
+            httpOnly=True,
+            sameSite=same_site,
+        )
+
+    async def _session(self, request: Request) -> WebSession | None:
+        cached = getattr(request, "_cheeseshop_session", False)
+        if cached is not False:
+            return cached  # type: ignore[no-any-return]
+        cookie = request.getCookie(SESSION_COOKIE)
+        session = None
+        if cookie:
+            session = await self.index.find_session(cookie.decode("ascii", "replace"))
+        request._cheeseshop_session = session  # type: ignore[attr-defined]
+        return session
+
+    async def _chrome(self, request: Request) -> pages.Chrome:
+        return pages.Chrome(await self._session(request), await self.index.mirror_of(), self._index_url(request))
+
+    async def _page(
+        self, request: Request, title: str, content: list[Any], status: int = 200, search: bool = True
+    ) -> bytes:
+        chrome = await self._chrome(request)
+        stylesheet = f"/static/style.css?v={STYLESHEET_VERSION}"
+        body = await pages.render(title, chrome, *content, stylesheet=stylesheet, search=search)
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        for name, value in _SECURITY_HEADERS:
+            request.setHeader(name, value)
+        # Pages show who is logged in and carry their CSRF token: never
+        # stored by a shared cache, and checked again by the browser.
+        request.setHeader(b"cache-control", b"private, no-cache" if chrome.session is None else b"no-store")
+        request.setHeader(b"vary", b"Cookie")
+        return b"" if request.method == b"HEAD" else body
+
+    def _see_other(self, request: Request, location: str) -> bytes:
+        request.setResponseCode(303)
+        request.setHeader(b"location", location.encode("utf-8"))
+        return b""
+
+    def _moved(self, request: Request, location: str) -> bytes:
+        request.setResponseCode(301)
+        request.setHeader(b"location", location.encode("utf-8"))
+        return b""
+
+    async def _changing(self, request: Request) -> tuple[WebSession, dict[str, str]]:
+        """
+        The session and form of a POST that changes something: refused on a
+        mirror, without a session, or without the session's CSRF token.
+        """
+        await self.index.check_writable()
+        session = await self._session(request)
+        if session is None:
+            raise Forbidden("Log in first: your session has ended.")
+        form = _form(request)
+        if not hmac.compare_digest(form.get("csrf_token", "").encode(), session.csrf_token.encode()):
+            raise Forbidden("This form has expired. Reload the page and try again.")
+        return session, form
+
+    @app.handle_errors(CheeseshopError)
+    async def error(self, request: Request, failure: Failure) -> bytes:
+        error: CheeseshopError = failure.value
+        return await self._page(request, "Error", pages.error_page(status_of(error), error.message), status_of(error))
+
+    @app.handle_errors(RouteNotFound)
+    async def not_found(self, request: Request, failure: Failure) -> bytes:
+        return await self._page(request, "Not found", pages.error_page(404, "There is no page here."), 404)
+
+    @app.handle_errors(MethodNotAllowed)
+    async def not_allowed(self, request: Request, failure: Failure) -> bytes:
+        return await self._page(request, "Error", pages.error_page(405, "That page takes no such request."), 405)
+
+    # Reading
+
+    @app.route("/static/style.css", methods=["GET", "HEAD"])
+    def stylesheet(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"text/css; charset=utf-8")
+        # Linked with its digest in the URL: a new stylesheet is a new URL.
+        request.setHeader(b"cache-control", b"public, max-age=31536000, immutable")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        return b"" if request.method == b"HEAD" else STYLESHEET
+
+    async def home(self, request: Request) -> bytes:
+        counts = await self.index.counts()
+        recent = await self.index.recent_releases(12)
+        return await self._page(request, "", pages.home(counts, recent), search=False)
+
+    @app.route("/project/<name>/", methods=["GET", "HEAD"])
+    @app.route("/project/<name>/<version>/", methods=["GET", "HEAD"])
+    async def project(self, request: Request, name: str, version: str | None = None) -> bytes:
+        normalized = normalize(name)
+        if name != normalized:
+            return self._moved(request, pages.project_url(normalized, version))
+        detail = await self.index.project_detail(normalized)
+        if detail is None:
+            raise NotFound(f"There is no project called {name!r} here.")
+        release = None
+        if version is not None:
+            release = find_release(detail.releases, version)
+            if release is None:
+                raise NotFound(f"{detail.project.name} has no release {version}.")
+            if release.version != version:
+                return self._moved(request, pages.project_url(normalized, release.version))
+        elif detail.releases:
+            release = latest_release(detail.releases)
+        rendered = None
+        if release is not None and release.description:
+            # docutils is slow: off the reactor thread.
+            rendered = await self.index.blocking(
+                pages.description_html, release.description, release.description_content_type
+            )
+        session = await self._session(request)
+        role = await self.index.role_of(normalized, session.actor) if session is not None else None
+        chrome = await self._chrome(request)
+        title = detail.project.name + (f" {release.version}" if release is not None else "")
+        content = pages.project(detail, release, rendered, chrome, role)
+        return await self._page(request, title, content)
+
+    @app.route("/search/", methods=["GET", "HEAD"])
+    async def search(self, request: Request) -> bytes:
+        form = _form(request)
+        query = form.get("q", "")[:200]
+        try:
+            page = max(1, min(int(form.get("page", "1")), 500))
+        except ValueError:
+            page = 1
+        hits: list[Any] = []
+        more = False
+        if query:
+            # One more than a page: is there a next one?
+            offset = (page - 1) * pages.SEARCH_PAGE
+            found = await self.index.search(Query.of_text(query), pages.SEARCH_PAGE + 1, offset)
+            hits, more = found[: pages.SEARCH_PAGE], len(found) > pages.SEARCH_PAGE
+        return await self._page(
+            request, f"Search: {query}" if query else "Search", pages.search(query, hits, page, more)
+        )
+
+    @app.route("/user/<name>/", methods=["GET", "HEAD"])
+    async def user(self, request: Request, name: str) -> bytes:
+        user = await self.index.get_user(name)
+        projects = await self.index.user_projects(user.name)
+        return await self._page(request, user.name, pages.user(user.name, projects))
+
+    # Logging in and out
+
+    def _login_token(self, request: Request) -> str:
+        token = request.getCookie(LOGIN_COOKIE)
+        if token and len(token) >= 32:
+            return token.decode("ascii", "replace")
+        fresh = secrets.token_urlsafe(32)
+        # Strict: the login form's token only ever comes back from this site.
+        self._set_cookie(request, LOGIN_COOKIE, fresh, None, "strict")
+        return fresh
+
+    @app.route("/account/login/", methods=["GET", "HEAD"])
+    async def login_form(self, request: Request) -> bytes:
+        await self.index.check_writable()
+        next_url = _local(_form(request).get("next", "/account/"))
+        if await self._session(request) is not None:
+            return self._see_other(request, next_url)
+        return await self._page(request, "Log in", pages.login(self._login_token(request), next_url=next_url))
+
+    @app.route("/account/login/", methods=["POST"])
+    async def login(self, request: Request) -> bytes:
+        await self.index.check_writable()
+        form = _form(request)
+        cookie = request.getCookie(LOGIN_COOKIE) or b""
+        if not cookie or not hmac.compare_digest(form.get("csrf_token", "").encode(), cookie):
+            raise Forbidden("This login form has expired. Reload the page and try again.")
+        username = form.get("username", "")
+        next_url = _local(form.get("next", "/account/"))
+        key = (username.lower(), request.getClientAddress().host if request.getClientAddress() else "")
+        reactor = self.index.reactor
+        wait = self.throttle.delay(key, reactor.seconds())
+        if wait:
+            await deferLater(reactor, wait)
+        try:
+            actor = await self.index.authenticate_password(username, form.get("password", ""))
+        except Unauthenticated:
+            self.throttle.failed(key, reactor.seconds())
+            content = pages.login(cookie.decode("ascii"), username, "Wrong username or password.", next_url)
+            return await self._page(request, "Log in", content, 401)
+        self.throttle.succeeded(key)
+        session_id, _ = await self.index.start_session(actor)
+        self._set_cookie(request, SESSION_COOKIE, session_id, SESSION_SECONDS, "lax")
+        self._set_cookie(request, LOGIN_COOKIE, "", 0, "strict")
+        return self._see_other(request, next_url)
+
+    @app.route("/account/logout/", methods=["POST"])
+    async def logout(self, request: Request) -> bytes:
+        session = await self._session(request)
+        if session is not None:
+            form = _form(request)
+            if not hmac.compare_digest(form.get("csrf_token", "").encode(), session.csrf_token.encode()):
+                raise Forbidden("This form has expired. Reload the page and try again.")
+            await self.index.end_session(session)
+        self._set_cookie(request, SESSION_COOKIE, "", 0, "lax")
+        return self._see_other(request, "/")
+
+    # The account page: API tokens and the password
+
+    async def _account_page(self, request: Request, session: WebSession, status: int = 200, **shown: Any) -> bytes:
+        name = session.actor.name
+        assert name is not None
+        tokens = await self.index.list_tokens(name)
+        projects = await self.index.user_projects(name)
+        return await self._page(request, "Your account", pages.account(session, tokens, projects, **shown), status)
+
+    @app.route("/account/", methods=["GET", "HEAD"])
+    async def account(self, request: Request) -> bytes:
+        session = await self._session(request)
+        if session is None:
+            return self._see_other(request, "/account/login/?next=/account/")
+        return await self._account_page(request, session)
+
+    @app.route("/account/tokens/", methods=["POST"])
+    async def create_token(self, request: Request) -> bytes:
+        session, form = await self._changing(request)
+        name = session.actor.name
+        assert name is not None
+        try:
+            _, secret = await self.index.create_token(name, form.get("project") or None, form.get("description", ""))
+        except CheeseshopError as error:
+            return await self._account_page(request, session, status_of(error), error=error.message)
+        return await self._account_page(request, session, new_token=secret)
+
+    @app.route("/account/tokens/<int:token_id>/revoke/", methods=["POST"])
+    async def revoke_token(self, request: Request, token_id: int) -> bytes:
+        session, _ = await self._changing(request)
+        await self.index.revoke_token(token_id, session.actor)
+        return self._see_other(request, "/account/")
+
+    @app.route("/account/password/", methods=["POST"])
+    async def change_password(self, request: Request) -> bytes:
+        session, form = await self._changing(request)
+        if form.get("new_password") != form.get("confirm_password"):
+            return await self._account_page(request, session, 400, error="The new passwords do not match.")
+        try:
+            await self.index.change_password(session, form.get("old_password", ""), form.get("new_password", ""))
+        except Unauthenticated:
+            return await self._account_page(request, session, 400, error="Your current password is not right.")
+        except CheeseshopError as error:
+            return await self._account_page(request, session, status_of(error), error=error.message)
+        return await self._account_page(request, session, message="Your password is changed.")
+
+    # Managing a project (its Owners)
+
+    async def _manage_page(
+        self, request: Request, name: str, session: WebSession, error: str | None = None, status: int = 200
+    ) -> bytes:
+        detail = await self.index.project_detail(name)
+        if detail is None:
+            raise NotFound(f"There is no project called {name!r} here.")
+        content = pages.manage(detail, session, error)
+        return await self._page(request, f"Manage {detail.project.name}", content, status)
+
+    @app.route("/manage/project/<name>/", methods=["GET", "HEAD"])
+    async def manage(self, request: Request, name: str) -> bytes:
+        await self.index.check_writable()
+        session = await self._session(request)
+        if session is None:
+            return self._see_other(request, f"/account/login/?next={pages.manage_url(normalize(name))}")
+        if name != normalize(name):
+            return self._moved(request, pages.manage_url(normalize(name)))
+        if await self.index.role_of(name, session.actor) != OWNER:
+            if await self.index.project_detail(name) is None:
+                raise NotFound(f"There is no project called {name!r} here.")
+            raise Forbidden("Only the project's Owners manage it (Maintainers may upload).")
+        return await self._manage_page(request, name, session)
+
+    async def _manage_change(
+        self, request: Request, name: str, change: Callable[[WebSession, dict[str, str]], Any]
+    ) -> bytes:
+        session, form = await self._changing(request)
+        try:
+            await change(session, form)
+        except (InvalidRequest, NotFound) as error:
+            return await self._manage_page(request, normalize(name), session, error.message, status_of(error))
+        return self._see_other(request, pages.manage_url(normalize(name)))
+
+    @app.route("/manage/project/<name>/yank/", methods=["POST"])
+    async def yank(self, request: Request, name: str) -> bytes:
+        async def change(session: WebSession, form: dict[str, str]) -> None:
+            yanked = form.get("action") != "unyank"
+            await self.index.set_yanked(name, form.get("version", ""), yanked, form.get("reason"), session.actor)
+
+        return await self._manage_change(request, name, change)
+
+    @app.route("/manage/project/<name>/delete/", methods=["POST"])
+    async def delete(self, request: Request, name: str) -> bytes:
+        async def change(session: WebSession, form: dict[str, str]) -> None:
+            version, filename = form.get("version", ""), form.get("filename") or None
+            if form.get("confirm") != (filename or version):
+                raise InvalidRequest(f"Type {filename or version} to confirm the deletion.")
+            await self.index.remove(name, version, filename, session.actor)
+
+        return await self._manage_change(request, name, change)
+
+    @app.route("/manage/project/<name>/roles/", methods=["POST"])
+    async def roles(self, request: Request, name: str) -> bytes:
+        async def change(session: WebSession, form: dict[str, str]) -> None:
+            username = form.get("username", "")
+            if form.get("action") == "remove":
+                await self.index.remove_role(name, username, session.actor)
+            else:
+                await self.index.add_role(name, username, form.get("role", ""), session.actor)
+
+        return await self._manage_change(request, name, change)
