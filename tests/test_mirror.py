@@ -87,6 +87,11 @@ def test_a_ring_of_three_follows_the_master(tmp_path: Path, pg_dsn: str) -> None
         for file in json_api(node, "alpha-pkg")["urls"]:
             body = get(node.url + file["url"].lstrip("/")).body
             assert hashlib.sha256(body).hexdigest() == file["digests"]["sha256"]
+            if file["filename"].endswith(".whl"):
+                # PEP 658: the same metadata file, whichever way it came.
+                metadata = get(node.url + file["url"].lstrip("/") + ".metadata")
+                assert metadata.status == 200
+                assert metadata.body == get(master.url + file["url"].lstrip("/") + ".metadata").body
     assert not any("beta" in path for path in stored_files(second.data_dir))
     assert len(stored_files(second.data_dir)) == len(stored_files(master.data_dir))
 

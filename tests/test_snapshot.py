@@ -261,6 +261,7 @@ def replica_page(**changes: Any) -> bytes:
                 "uploaded_by": "alice",
                 "metadata_sha256": SHA_M,
                 "content": base64.b64encode(b"a").decode(),
+                "metadata_content": base64.b64encode(b"metadata").decode(),
             }
         ],
         "roles": [["Owner", "alice"]],
@@ -283,8 +284,9 @@ def test_replica_page() -> None:
     assert release.metadata is not None and release.metadata.record == {"keywords": "demo"}
     (file,) = snapshot.files
     assert file.url == "http://up/packages/" + relative_path(B2_A, "demo_pkg-1.0-py3-none-any.whl")
-    assert (file.content, file.uploaded_by, file.core_metadata, file.upload_time) == (
+    assert (file.content, file.metadata_content, file.uploaded_by, file.core_metadata, file.upload_time) == (
         b"a",
+        b"metadata",
         "alice",
         SHA_M,
         1767323045000001,

@@ -47,6 +47,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import io
 import os
 import secrets
 import socket
@@ -98,14 +99,19 @@ def _make_directories(path: str, batch: SyncBatch | None = None) -> None:
     C{os.makedirs}, fsyncing the parent of every directory it creates, so
     that a new directory survives a power loss with the file linked into it.
     """
-    if os.path.isdir(path):
-        return
-    parent = os.path.dirname(path)
-    _make_directories(parent, batch)
+    # Tried first, not looked at first: most paths are new leaves under an
+    # existing parent, and each system call counts here.
     try:
         os.mkdir(path)
     except FileExistsError:
         return
+    except FileNotFoundError:
+        _make_directories(os.path.dirname(path), batch)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            return
+    parent = os.path.dirname(path)
     if batch is None:
         _fsync_directory(parent)
     else:
@@ -257,7 +263,8 @@ class StagedFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._file: IO[bytes] | None = open(path, "xb")
+        # (An explicit buffer size spares the isatty() call behind the default.)
+        self._file: IO[bytes] | None = open(path, "xb", buffering=io.DEFAULT_BUFFER_SIZE)
         self._size = 0
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256()
@@ -604,12 +611,15 @@ class FileStore:
     ) -> Placement:
         """
         Move a finished staged file (and, for wheels, its METADATA bytes) into
-        a record of where it is going.  This blocks on disk; call it off the
-        reactor thread.  With a C{batch}, its fsyncs are left to it.
+        a record of where it is going.  This blocks on disk: call it off the
+        reactor thread, unless the file is small and its fsyncs are left to
+        a C{batch} (paid off the reactor thread).
         """
         assert staged.digests is not None, "prepare() before finish()"
         blake2b_256 = staged.digests.blake2b_256
-        instance = self._instance()
+        # The record goes beside the staged file, in this process's staging
+        # directory.
+        instance = os.path.dirname(staged.path)
         record = os.path.join(instance, f"{blake2b_256}.{secrets.token_hex(4)}")
         os.mkdir(record)
         recorded = os.path.join(record, filename)

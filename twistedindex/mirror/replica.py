@@ -164,23 +164,30 @@ class Replica:
     async def _take_inline(self, files: list[FileSnapshot], describe_releases: bool) -> list[PreparedFile]:
         """
         Files that came inside their project's page: all written, checked
-        and prepared in one trip to a worker thread.
+        and prepared here on the reactor thread, as twisted.web reads small
+        files, with the fsyncs they owe paid together on a worker thread.
+        (Handing each file to a thread cost more than writing it: the
+        threads spent their time taking the GIL from one another, measured
+        by bench/mirror_bench.py.)
         """
+        taken: list[tuple[StagedFile, _Taken]] = []
         async with self._downloads:
             try:
-                taken = await self.index.blocking(_take_inline, self.files, files, describe_releases)
-            except _TakenSome as partial:
+                with self.files.batch() as batch:
+                    _take_inline(self.files, files, describe_releases, batch, taken)
+                    await self.index.blocking(batch.pay)
+            except BaseException:
                 await self._settle(
                     [
                         PreparedFile(file, result[0], result[3], None, None)
-                        for file, (_, result) in zip(files, partial.taken, strict=False)
+                        for file, (_, result) in zip(files, taken, strict=False)
                         if result[3] is not None
                     ],
                     None,
                 )
-                for staged, _ in partial.taken:
+                for staged, _ in taken:
                     staged.discard()
-                raise partial.error from None
+                raise
         prepared = []
         try:
             for file, (staged, (digests, metadata, described, placement)) in zip(files, taken, strict=True):
@@ -193,7 +200,13 @@ class Replica:
                     )
                 )
         except BaseException:
-            await self.give_back(prepared)
+            # Those prepared, and those taken but not yet looked at.
+            rest = [
+                PreparedFile(file, result[0], result[3], None, None)
+                for file, (_, result) in list(zip(files, taken, strict=True))[len(prepared) :]
+                if result[3] is not None
+            ]
+            await self.give_back(prepared + rest)
             for staged, _ in taken:
                 staged.discard()
             raise
@@ -298,6 +311,12 @@ class Replica:
                 await self.store.write(settle_removal, removal)
 
 
+# What taking a file gives: its digests, its metadata file's bytes, its
+# release's description (when asked for), and its placement (None when the
+# upstream's metadata file must be fetched first).
+_Taken = tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]
+
+
 def _settle_plainly(placements: list[Placement], committed: bool) -> None:
     for placement in placements:
         if committed and placement.placed:
@@ -308,7 +327,7 @@ def _settle_plainly(placements: list[Placement], committed: bool) -> None:
 
 def _take_small(
     store: FileStore, body: bytes, file: FileSnapshot, describe_release: bool, batch: SyncBatch | None = None
-) -> tuple[StagedFile, tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]]:
+) -> tuple[StagedFile, _Taken]:
     """
     On a worker thread: stage a file read whole, check its SHA-256, and go
     on as L{_take_download} does.
@@ -325,43 +344,27 @@ def _take_small(
 
 
 def _take_inline(
-    store: FileStore, files: list[FileSnapshot], describe_release: bool
-) -> list[tuple[StagedFile, tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]]]:
+    store: FileStore,
+    files: list[FileSnapshot],
+    describe_release: bool,
+    batch: SyncBatch,
+    taken: list[tuple[StagedFile, _Taken]],
+) -> None:
     """
-    On a worker thread: L{_take_small} for each of C{files}, whose bytes
-    came inline, with their fsyncs paid together at the end.  If one fails,
-    those taken so far are dropped.
+    L{_take_small} for each of C{files}, whose bytes came inline, onto
+    C{taken}, their fsyncs left to C{batch}.  If one fails, C{taken} holds
+    those taken before it, for the caller to give back.
     """
-    taken: list[tuple[StagedFile, tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]]] = []
-    try:
-        with store.batch() as batch:
-            for file in files:
-                assert file.content is not None
-                if file.size is not None and len(file.content) != file.size:
-                    raise UpstreamError(f"{file.url}: {len(file.content)} bytes instead of {file.size}")
-                taken.append(_take_small(store, file.content, file, describe_release, batch))
-            batch.pay()
-    except BaseException as e:
-        # The ones taken go back under the write lock (see _TakenSome).
-        raise _TakenSome(taken, e) from e
-    return taken
-
-
-class _TakenSome(Exception):
-    """
-    Taking inline files failed part-way: C{taken} were prepared (and may be
-    at their paths), C{error} stopped the rest.
-    """
-
-    def __init__(self, taken: list[Any], error: BaseException) -> None:
-        super().__init__(str(error))
-        self.taken = taken
-        self.error = error
+    for file in files:
+        assert file.content is not None
+        if file.size is not None and len(file.content) != file.size:
+            raise UpstreamError(f"{file.url}: {len(file.content)} bytes instead of {file.size}")
+        taken.append(_take_small(store, file.content, file, describe_release, batch))
 
 
 def _take_download(
     store: FileStore, staged: StagedFile, file: FileSnapshot, describe_release: bool, batch: SyncBatch | None = None
-) -> tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]:
+) -> _Taken:
     """
     On a worker thread: make a downloaded file durable, check its other
     digests, read its metadata, and prepare it for the store.  The
@@ -371,6 +374,12 @@ def _take_download(
     digests = staged.finish(batch)
     _check_digests(file, digests)
     is_wheel = file.filename.endswith(".whl")
+    if file.metadata_content is not None and isinstance(file.core_metadata, str) and not describe_release:
+        # The upstream sent its metadata file along: no need to open the
+        # wheel for it.
+        if not hmac.compare_digest(hashlib.sha256(file.metadata_content).hexdigest(), file.core_metadata):
+            raise UpstreamError(f"{file.url}.metadata: does not match its sha256 {file.core_metadata}")
+        return digests, file.metadata_content, None, store.prepare(staged, file.filename, file.metadata_content, batch)
     contents = None
     if is_wheel or describe_release:
         try:

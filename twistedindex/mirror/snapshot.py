@@ -71,6 +71,8 @@ class FileSnapshot:
     :ivar core_metadata: the SHA-256 of its PEP 658 metadata file when the
         upstream serves one, C{False} when it says it does not, C{None} when
         its page does not say (then the wheel's own METADATA is used).
+    :ivar content: the file's bytes, when they came inside the page.
+    :ivar metadata_content: its metadata file's bytes, likewise.
     """
 
     filename: str
@@ -90,6 +92,7 @@ class FileSnapshot:
     core_metadata: str | bool | None = None
     uploaded_by: str | None = None
     content: bytes | None = field(default=None, repr=False)
+    metadata_content: bytes | None = field(default=None, repr=False)
 
 
 @frozen
@@ -436,6 +439,7 @@ def from_replica(body: bytes, page_url: str, base_url: str, serial: int | None) 
                 core_metadata=_sha256(metadata_sha256, f"{filename} metadata") if metadata_sha256 else False,
                 uploaded_by=_optional_text(entry.get("uploaded_by"), "uploaded_by"),
                 content=_content(entry.get("content"), filename),
+                metadata_content=_content(entry.get("metadata_content"), filename + " metadata"),
             )
         )
     _check_unique(files, page_url)

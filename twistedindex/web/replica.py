@@ -11,7 +11,8 @@ record and creation time, each file's uploader), so that a mirror's
 XML-RPC and web pages match its upstream's too.  Its signature is made over
 the simple page rendered from the same snapshot, so it always fits the
 serial it comes with.  With C{?inline=N}, files of at most N bytes come
-inside it too.  C{GET /+replica/} answers C{{"version": 1}}: that is how a
+inside it too, with a wheel's PEP 658 metadata file beside its bytes.
+C{GET /+replica/} answers C{{"version": 1}}: that is how a
 mirror tells a twistedindex upstream.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from ..filestore import FileStore
+from ..filestore import METADATA_SUFFIX, FileStore
 from ..index import PackageIndex, ProjectDetail
 from ..names import PROJECT_NAME_RE, normalize
 from ..pep381 import Pep381
@@ -83,6 +84,11 @@ def replica_document(
                     if file.filename in contents
                     else {}
                 ),
+                **(
+                    {"metadata_content": base64.b64encode(contents[file.filename + METADATA_SUFFIX]).decode("ascii")}
+                    if file.filename + METADATA_SUFFIX in contents
+                    else {}
+                ),
             }
             for file in sorted(detail.files, key=lambda f: f.filename)
         ],
@@ -133,17 +139,26 @@ class ReplicaResource(Resource):
 def _read_small_files(store: FileStore, detail: ProjectDetail, limit: int) -> dict[str, bytes]:
     """
     On a worker thread: the bytes of the project's files of at most
-    C{limit} bytes, up to C{INLINE_TOTAL} in all.
+    C{limit} bytes, up to C{INLINE_TOTAL} in all, and the metadata files of
+    those that have one (keyed C{<filename>.metadata}): the mirror then
+    need not open the wheel to find it.
     """
     contents: dict[str, bytes] = {}
     total = 0
     for file in sorted(detail.files, key=lambda f: f.size):
         if file.size > limit or total + file.size > INLINE_TOTAL:
             break
+        path = store.path(file.blake2b_256, file.filename)
         try:
-            with open(store.path(file.blake2b_256, file.filename), "rb") as f:
+            with open(path, "rb") as f:
                 contents[file.filename] = f.read(file.size + 1)
+            if file.metadata_sha256 is not None:
+                with open(path + METADATA_SUFFIX, "rb") as f:
+                    contents[file.filename + METADATA_SUFFIX] = f.read(INLINE_LIMIT + 1)
+                total += len(contents[file.filename + METADATA_SUFFIX])
         except OSError:
-            continue  # the mirror fetches it by URL
+            # The mirror fetches what is missing by URL.
+            contents.pop(file.filename, None)
+            continue
         total += file.size
     return contents
