@@ -212,8 +212,8 @@ def test_publish_yank_and_delete_from_the_browser(browser: Any, index: RunningIn
     session.go("/manage/project/browser-demo/")
     sdist_row = session.page.locator("ul.manage-files li", has_text="browser_demo-1.0.tar.gz")
     sdist_row.locator("input[name=confirm]").fill("browser_demo-1.0.tar.gz")
-    sdist_row.locator("text=Delete file").click()
-    session.page.wait_for_load_state()
+    with session.page.expect_navigation():
+        sdist_row.locator("text=Delete file").click()
     assert "browser_demo-1.0.tar.gz" not in session.page.inner_text("ol.manage-releases")
     again = twine(index, token, files[1])
     assert again.returncode != 0

@@ -25,10 +25,11 @@ from twisted.web.template import flattenString
 
 from twistedindex.config import Settings
 from twistedindex.web.pages import description_html, safe_html
+from twistedindex.web.ui import LoginThrottle
 
 from .daemon import RunningIndex
-from .distributions import wheel
-from .http import Response, get, request
+from .distributions import multipart, upload_fields, wheel
+from .http import Response, basic, get, post_form, request
 from .mirroring import PASSWORD
 from .mirroring import upload as upload_as
 
@@ -269,7 +270,6 @@ def test_hostile_rst_is_refused_and_neutralized(index: RunningIndex, tmp_path: P
         (HOSTILE_MARKDOWN, "text/markdown"),
         ("<script>alert(1)</script> <a href='javascript:x'>x</a>", "text/plain"),
         ("Fine\n====\n\n`click <javascript:alert(1)>`_ and <script>x</script>\n", "text/x-rst"),
-        ("Fine\n====\n\n.. raw:: html\n\n   <script>alert(1)</script>\n", None),
     ],
 )
 def test_rendered_descriptions_carry_no_script(text: str, content_type: str | None, tmp_path: Path) -> None:
@@ -278,9 +278,17 @@ def test_rendered_descriptions_carry_no_script(text: str, content_type: str | No
     carries no script, javascript: URL or event handler.
     """
     rendered = description_html(text, content_type)
-    if rendered is not None:
-        written = flattenString(None, safe_html(rendered))
-        assert_neutralized(written.result.decode())
+    assert rendered is not None
+    written = flattenString(None, safe_html(rendered))
+    assert_neutralized(written.result.decode())
+
+
+def test_rst_raw_does_not_render() -> None:
+    """
+    reST's raw directive is off: such a description does not render (the
+    page then shows its text, escaped).
+    """
+    assert description_html("Fine\n====\n\n.. raw:: html\n\n   <script>alert(1)</script>\n", None) is None
 
 
 def test_rst_include_reads_no_file(tmp_path: Path) -> None:
@@ -347,7 +355,7 @@ def test_session_cookie_is_secure_behind_https(tmp_path: Path) -> None:
         running.stop()
 
 
-def test_forms_need_the_sessions_csrf_token(index: RunningIndex) -> None:
+def test_forms_need_the_sessions_csrf_token(index: RunningIndex, tmp_path: Path) -> None:
     """
     A form posted without its session's CSRF token changes nothing (403);
     with it, an API token is made and shown once.
@@ -364,12 +372,112 @@ def test_forms_need_the_sessions_csrf_token(index: RunningIndex) -> None:
     token = re.search(r'<code class="token" id="new-token">([^<]+)</code>', created.text).group(1)  # type: ignore[union-attr]
     assert token.startswith("cheeseshop-") and token not in browser.get("/account/").text
     # Scoped to a project alice has no role on: refused by the domain.
+    bobs = wheel(tmp_path, "bobs-own", "1.0")
+    content_type, body = multipart(
+        upload_fields(bobs, "bobs-own", "1.0"), [("content", bobs.name, bobs.read_bytes(), None)]
+    )
+    assert post_form(index.upload_url, content_type, body, basic("bob", OTHER_PASSWORD)).status == 200
     other = browser.post(
+        "/account/tokens/", {"description": "x", "project": "bobs-own", "csrf_token": browser.csrf("/account/")}
+    )
+    assert other.status == 403
+    # Scoped to no such project: 404.
+    missing = browser.post(
         "/account/tokens/", {"description": "x", "project": "findme-00x", "csrf_token": browser.csrf("/account/")}
     )
-    assert other.status == 404
+    assert missing.status == 404
     # Without a session at all: 403, nothing made.
     assert Browser(index).post("/account/tokens/", {"description": "x", "csrf_token": "x"}).status == 403
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    ["//evil.example/", "/\t/evil.example/", "/\\evil.example/", "https://evil.example/", "/\n/evil.example"],
+)
+def test_login_never_sends_the_browser_elsewhere(index: RunningIndex, next_url: str) -> None:
+    """
+    The page a login goes back to (C{next}) is a path on this site, or the
+    start page: never another site, however the URL is spelled.
+    """
+    browser = Browser(index)
+    token = browser.csrf("/account/login/?" + urlencode({"next": next_url}))
+    fields = {"csrf_token": token, "username": "alice", "password": PASSWORD, "next": next_url}
+    logged_in = browser.post("/account/login/", fields)
+    assert logged_in.status == 303 and logged_in.headers["Location"] == "/"
+    again = browser.get("/account/login/?" + urlencode({"next": next_url}))
+    assert again.status == 303 and again.headers["Location"] == "/"
+    assert browser.get("/account/login/?next=/project/page-demo/").headers["Location"] == "/project/page-demo/"
+
+
+def test_a_new_password_ends_the_users_sessions(index: RunningIndex) -> None:
+    """
+    A password set with cheeseshop-admin (a reset after a compromise) ends
+    every web session of that user.
+    """
+    index.add_user("carol", "carol-first-password")
+    browser = Browser(index)
+    assert browser.log_in("carol", "carol-first-password").status == 303
+    assert browser.get("/account/").status == 200
+    index.admin("passwd", "carol", "--password-stdin", password="carol-second-password")
+    assert browser.get("/account/").status == 303  # back to the login form
+
+
+def test_guesses_in_parallel_wait_longer_each() -> None:
+    """
+    An attempt counts as failed from its start: guesses sent together do
+    not all get the same short wait.  A success forgets the name; only the
+    names most recently tried are kept.
+    """
+    throttle = LoginThrottle()
+    key = ("bob", "192.0.2.1")
+    assert [throttle.attempt(key, 100.0) for _ in range(4)] == [0.0, 0.25, 0.5, 1.0]
+    throttle.succeeded(key)
+    assert throttle.attempt(key, 100.0) == 0.0
+    small = LoginThrottle(size=2)
+    for name in ("a", "b", "c"):
+        small.attempt((name, ""), 0.0)
+    assert small.attempt(("c", ""), 0.0) == 0.25
+    assert small.attempt(("a", ""), 0.0) == 0.0  # forgotten
+
+
+def test_only_owners_get_the_manage_page(index: RunningIndex) -> None:
+    """
+    A logged-in user who is not an Owner gets 403 from every management
+    form, even one that is wrongly filled in, and never the page's forms.
+    """
+    browser = Browser(index)
+    assert browser.log_in("bob", OTHER_PASSWORD).status == 303
+    token = browser.csrf("/account/")
+    for path, fields in (
+        ("delete/", {"version": "1.0", "confirm": "wrong"}),
+        ("roles/", {"username": "bob", "role": "Nobody"}),
+        ("yank/", {"version": "1.0", "reason": "x"}),
+    ):
+        refused = browser.post(f"/manage/project/page-demo/{path}", {"csrf_token": token, **fields})
+        assert refused.status == 403, path
+        assert "Delete file" not in refused.text
+
+
+def test_metadata_of_any_shape_shows(index: RunningIndex, tmp_path: Path) -> None:
+    """
+    Metadata fields of unexpected types (a mirror keeps its upstream's JSON
+    as it came) leave the page showing what makes sense, not failing.
+    """
+    assert upload(index, wheel(tmp_path, "odd-shapes", "1.0"), "odd-shapes", "1.0").status == 200
+    connection = sqlite3.connect(database(index))
+    with connection:
+        connection.execute(
+            "UPDATE releases SET metadata = ? WHERE project_id = "
+            "(SELECT id FROM projects WHERE normalized_name = 'odd-shapes')",
+            (
+                '{"project_urls": ["x"], "home_page": 5, "license": 7, "author": ["a"], "keywords": 3, '
+                '"classifiers": [1, "Framework :: Twisted"], "download_url": "https://example.org/dl"}',
+            ),
+        )
+    connection.close()
+    page = get(index.url + "project/odd-shapes/")
+    assert page.status == 200
+    assert "Twisted" in page.text and "https://example.org/dl" in page.text
 
 
 def test_failed_logins_are_slowed_down(index: RunningIndex) -> None:
@@ -485,6 +593,14 @@ def test_sessions_work_across_daemons_on_one_database(tmp_path: Path, pg_dsn: st
         assert account.status == 200 and "Your account" in account.text
         assert on_second.post("/account/logout/", {"csrf_token": on_second.csrf("/account/")}).status == 303
         assert on_first.get("/account/").status == 303
+        # NUL, which PostgreSQL refuses in text, finds nothing and is refused in forms.
+        for path in ("/user/ali%00ce/", "/project/a%00b/", "/manage/project/a%00b/"):
+            assert on_first.get(path).status == 404, path
+        login = on_first.post(
+            "/account/login/",
+            {"csrf_token": on_first.csrf("/account/login/"), "username": "ali\x00ce", "password": PASSWORD},
+        )
+        assert login.status == 400 and "NUL" in login.text
     finally:
         first.stop()
         second.stop()

@@ -504,6 +504,9 @@ class PackageIndex:
         async def update(tx: Transaction) -> None:
             user = await _user(tx, name)
             await tx.set_password_hash(user.id, password_hash)
+            # A new password (an admin's reset after a compromise, say) ends
+            # every web session of the user.
+            await tx.delete_sessions_of_user(user.id)
 
         await self._change(update)
 

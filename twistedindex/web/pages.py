@@ -337,27 +337,43 @@ def file_url(f: File) -> str:
     return f"/packages/{b2[:2]}/{b2[2:4]}/{b2[4:]}/{quote(f.filename)}"
 
 
+def _text_of(meta: dict[str, Any], key: str) -> str | None:
+    """
+    A metadata field that should be text, or C{None}: a mirror keeps what
+    its upstream's JSON said, whatever its type.
+    """
+    value = meta.get(key)
+    return value if isinstance(value, str) and value else None
+
+
 def _sidebar(release: Release, roles: Sequence[tuple[str, str]]) -> Tag:
-    meta = release.metadata
+    meta = release.metadata if isinstance(release.metadata, dict) else {}
     links: list[tuple[str, str]] = []
-    if meta.get("home_page"):
-        links.append(("Homepage", meta["home_page"]))
-    for label, url in (meta.get("project_urls") or {}).items():
-        links.append((label, url))
-    if meta.get("download_url"):
-        links.append(("Download", meta["download_url"]))
+    home_page = _text_of(meta, "home_page")
+    if home_page:
+        links.append(("Homepage", home_page))
+    project_urls = meta.get("project_urls")
+    if isinstance(project_urls, dict):
+        links += [(str(label), url) for label, url in project_urls.items() if isinstance(url, str) and url]
+    download_url = _text_of(meta, "download_url")
+    if download_url:
+        links.append(("Download", download_url))
     facts: list[tuple[str, Any]] = []
-    license_text = meta.get("license_expression") or meta.get("license")
+    license_text = _text_of(meta, "license_expression") or _text_of(meta, "license")
     if license_text:
         facts.append(("License", license_text if len(license_text) < 80 else license_text[:77] + "…"))
     if release.requires_python:
         facts.append(("Requires Python", tags.code(release.requires_python)))
-    author = meta.get("author") or meta.get("author_email")
+    author = _text_of(meta, "author") or _text_of(meta, "author_email")
     if author:
         facts.append(("Author", author))
-    if meta.get("keywords"):
-        keywords = meta["keywords"]
-        facts.append(("Keywords", ", ".join(keywords) if isinstance(keywords, list) else str(keywords)))
+    keywords = meta.get("keywords")
+    if isinstance(keywords, list):
+        keywords = ", ".join(str(k) for k in keywords)
+    if isinstance(keywords, str) and keywords:
+        facts.append(("Keywords", keywords))
+    classifiers = meta.get("classifiers")
+    classifiers = [c for c in classifiers if isinstance(c, str)] if isinstance(classifiers, list) else []
     return tags.aside(class_="sidebar")(
         tags.section(
             tags.h3("Project links"), tags.ul(class_="links")(*(tags.li(_link(label, url)) for label, url in links))
@@ -368,7 +384,7 @@ def _sidebar(release: Release, roles: Sequence[tuple[str, str]]) -> Tag:
         if facts
         else "",
         _maintainers(roles),
-        _classifiers(meta.get("classifiers") or []),
+        _classifiers(classifiers),
     )
 
 

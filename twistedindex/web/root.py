@@ -8,6 +8,9 @@ rest of the site is a Klein app.
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
+from twisted.web.pages import notFound
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
@@ -71,6 +74,9 @@ class Root(Resource):
         request.postpath = request.prepath + request.postpath
         request.prepath = []
         if path in _PAGES:
+            if b"\x00" in unquote_to_bytes(request.path):
+                # No name holds NUL, and PostgreSQL refuses it in text.
+                return notFound()
             return self._pages_resource
         return self._app_resource
 

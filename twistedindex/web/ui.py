@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from klein import Klein
 from twisted.internet.task import deferLater
@@ -63,9 +65,12 @@ class LoginThrottle:
     Slows down guessing: each failed login for a user name from one address
     doubles the wait before the next attempt is checked (from C{base}
     seconds up to C{cap}); a success, or C{forget} seconds of quiet, resets it.
+    An attempt counts as failed from the moment it starts (L{attempt}), so
+    guesses sent in parallel wait longer each, not all the same.
 
-    Kept in each daemon's memory: behind a load balancer, an attacker spread
-    over several daemons is slowed by each.
+    Kept in each daemon's memory, for the C{size} names most recently tried:
+    behind a load balancer, an attacker spread over several daemons is
+    slowed by each.
     """
 
     def __init__(self, base: float = 0.25, cap: float = 30.0, forget: float = 900.0, size: int = 10_000) -> None:
@@ -73,7 +78,7 @@ class LoginThrottle:
         self._cap = cap
         self._forget = forget
         self._size = size
-        self._failures: dict[tuple[str, str], tuple[int, float]] = {}
+        self._failures: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
 
     def delay(self, key: tuple[str, str], now: float) -> float:
         failures, last = self._failures.get(key, (0, 0.0))
@@ -81,13 +86,19 @@ class LoginThrottle:
             return 0.0
         return min(self._base * 2 ** (failures - 1), self._cap)
 
-    def failed(self, key: tuple[str, str], now: float) -> None:
-        if len(self._failures) >= self._size:
-            self._failures = {k: v for k, v in self._failures.items() if now - v[1] <= self._forget}
-        failures, last = self._failures.get(key, (0, 0.0))
+    def attempt(self, key: tuple[str, str], now: float) -> float:
+        """
+        Count an attempt as a failure until it L{succeeded}, and return how
+        long it waits before its password is checked.
+        """
+        wait = self.delay(key, now)
+        failures, last = self._failures.pop(key, (0, 0.0))
         if now - last > self._forget:
             failures = 0
         self._failures[key] = (failures + 1, now)
+        while len(self._failures) > self._size:
+            self._failures.popitem(last=False)
+        return wait
 
     def succeeded(self, key: tuple[str, str]) -> None:
         self._failures.pop(key, None)
@@ -97,19 +108,30 @@ def _form(request: Request) -> dict[str, str]:
     """
     A form's fields (the first value of each), as text.
     """
-    return {
+    form = {
         key.decode("utf-8", "replace"): values[0].decode("utf-8", "replace").strip()
         for key, values in (request.args or {}).items()
         if values
     }
+    # NUL belongs in no field, and PostgreSQL refuses it in text.
+    if any("\x00" in key or "\x00" in value for key, value in form.items()):
+        raise InvalidRequest("A form field holds a NUL character.")
+    return form
 
 
 def _local(url: str) -> str:
     """
     C{url} if it is a path on this site, else C{/}: a login never sends the
-    browser elsewhere.
+    browser elsewhere.  Browsers drop tabs and line breaks from a URL and
+    read a backslash as a slash, so C{/<tab>/host} would be C{//host}: any
+    such character refuses it.
     """
-    return url if url.startswith("/") and not url.startswith("//") and "\\" not in url else "/"
+    if any(c <= " " or c in "\\\x7f" for c in url):
+        return "/"
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or not url.startswith("/") or url.startswith("//"):
+        return "/"
+    return url
 
 
 class WebUI:
@@ -123,6 +145,15 @@ class WebUI:
         self.index = index
         self.settings = settings
         self.throttle = LoginThrottle()
+        # The start page's counts and recent uploads scan whole tables: kept
+        # until the index changes.
+        self._home: tuple[Any, Any] | None = None
+        self._changes = 0
+        index.observe_changes(self._forget_home)
+
+    def _forget_home(self, project: str, serial: int) -> None:
+        self._home = None
+        self._changes += 1
 
     # Plumbing
 
@@ -226,9 +257,13 @@ class WebUI:
         return b"" if request.method == b"HEAD" else STYLESHEET
 
     async def home(self, request: Request) -> bytes:
-        counts = await self.index.counts()
-        recent = await self.index.recent_releases(12)
-        return await self._page(request, "", pages.home(counts, recent), search=False)
+        home = self._home
+        if home is None:
+            changes = self._changes
+            home = (await self.index.counts(), await self.index.recent_releases(12))
+            if changes == self._changes:  # else a change came in meanwhile
+                self._home = home
+        return await self._page(request, "", pages.home(*home), search=False)
 
     @app.route("/project/<name>/", methods=["GET", "HEAD"])
     @app.route("/project/<name>/<version>/", methods=["GET", "HEAD"])
@@ -314,15 +349,15 @@ class WebUI:
             raise Forbidden("This login form has expired. Reload the page and try again.")
         username = form.get("username", "")
         next_url = _local(form.get("next", "/account/"))
-        key = (username.lower(), request.getClientAddress().host if request.getClientAddress() else "")
+        # (A daemon listening on a UNIX socket has no peer host.)
+        key = (username.lower(), str(getattr(request.getClientAddress(), "host", "")))
         reactor = self.index.reactor
-        wait = self.throttle.delay(key, reactor.seconds())
+        wait = self.throttle.attempt(key, reactor.seconds())
         if wait:
             await deferLater(reactor, wait)
         try:
             actor = await self.index.authenticate_password(username, form.get("password", ""))
         except Unauthenticated:
-            self.throttle.failed(key, reactor.seconds())
             content = pages.login(cookie.decode("ascii"), username, "Wrong username or password.", next_url)
             return await self._page(request, "Log in", content, 401)
         self.throttle.succeeded(key)
@@ -417,6 +452,12 @@ class WebUI:
         self, request: Request, name: str, change: Callable[[WebSession, dict[str, str]], Any]
     ) -> bytes:
         session, form = await self._changing(request)
+        # Only Owners see the page again with an error; the domain checks
+        # each change too.
+        if await self.index.role_of(normalize(name), session.actor) != OWNER:
+            if await self.index.project_detail(normalize(name)) is None:
+                raise NotFound(f"There is no project called {name!r} here.")
+            raise Forbidden("Only the project's Owners manage it (Maintainers may upload).")
         try:
             await change(session, form)
         except (InvalidRequest, NotFound) as error:
