@@ -21,11 +21,14 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.web.template import flattenString
 
+from twistedindex.accounts import LoginThrottle
 from twistedindex.config import Settings
+from twistedindex.errors import Unauthenticated
 from twistedindex.web.pages import description_html, safe_html
-from twistedindex.web.ui import LoginThrottle
 
 from .daemon import RunningIndex
 from .distributions import multipart, upload_fields, wheel
@@ -102,6 +105,21 @@ class Browser:
 
 def database(index: RunningIndex) -> str:
     return Settings(data_dir=index.data_dir).sqlite_path
+
+
+def set_releases(index: RunningIndex, project: str, **columns: str) -> None:
+    """
+    Write columns of a project's releases straight into the database,
+    standing in for what a mirror copies from its upstream unchecked.
+    """
+    connection = sqlite3.connect(database(index))
+    with connection:
+        connection.execute(
+            f"UPDATE releases SET {', '.join(f'{name} = ?' for name in columns)} "
+            "WHERE project_id = (SELECT id FROM projects WHERE normalized_name = ?)",
+            (*columns.values(), project),
+        )
+    connection.close()
 
 
 def journal(index: RunningIndex, since: int = 0) -> list[tuple[str, str | None, str]]:
@@ -249,14 +267,7 @@ def test_hostile_rst_is_refused_and_neutralized(index: RunningIndex, tmp_path: P
     assert refused.status == 400 and "failed to render" in refused.reason
 
     assert upload(index, wheel(tmp_path, "hostile-rst", "1.0"), "hostile-rst", "1.0").status == 200
-    connection = sqlite3.connect(database(index))
-    with connection:
-        connection.execute(
-            "UPDATE releases SET description = ?, description_content_type = 'text/x-rst' WHERE version = '1.0' "
-            "AND project_id = (SELECT id FROM projects WHERE normalized_name = 'hostile-rst')",
-            (hostile,),
-        )
-    connection.close()
+    set_releases(index, "hostile-rst", description=hostile, description_content_type="text/x-rst")
     page = get(index.url + "project/hostile-rst/")
     assert page.status == 200
     assert_neutralized(page.text)
@@ -424,20 +435,40 @@ def test_a_new_password_ends_the_users_sessions(index: RunningIndex) -> None:
 
 def test_guesses_in_parallel_wait_longer_each() -> None:
     """
-    An attempt counts as failed from its start: guesses sent together do
-    not all get the same short wait.  A success forgets the name; only the
-    names most recently tried are kept.
+    Guesses for one name from one address are checked one at a time, each
+    after a wait twice the last: sent together, they do not all get the
+    same short wait.  A success forgets the failures; only the names most
+    recently tried are kept.
     """
+    clock = Clock()
     throttle = LoginThrottle()
     key = ("bob", "192.0.2.1")
-    assert [throttle.attempt(key, 100.0) for _ in range(4)] == [0.0, 0.25, 0.5, 1.0]
-    throttle.succeeded(key)
-    assert throttle.attempt(key, 100.0) == 0.0
+    checked: list[float] = []
+
+    async def wrong() -> None:
+        checked.append(clock.seconds())
+        raise Unauthenticated("wrong")
+
+    guesses = [Deferred.fromCoroutine(throttle.check(clock, key, wrong)) for _ in range(4)]
+    for _ in range(10):
+        clock.advance(0.25)
+    assert checked == [0.0, 0.25, 0.75, 1.75]
+    for guess in guesses:
+        assert isinstance(guess.result.value, Unauthenticated)
+        guess.addErrback(lambda _: None)
+
+    async def right() -> str:
+        return "ok"
+
+    late = Deferred.fromCoroutine(throttle.check(clock, key, right))
+    clock.advance(8)
+    assert late.result == "ok"
+    assert throttle.delay(key, clock.seconds()) == 0.0
     small = LoginThrottle(size=2)
     for name in ("a", "b", "c"):
-        small.attempt((name, ""), 0.0)
-    assert small.attempt(("c", ""), 0.0) == 0.25
-    assert small.attempt(("a", ""), 0.0) == 0.0  # forgotten
+        small.failed((name, ""), 0.0)
+    assert small.delay(("c", ""), 0.0) == 0.25
+    assert small.delay(("a", ""), 0.0) == 0.0  # forgotten
 
 
 def test_only_owners_get_the_manage_page(index: RunningIndex) -> None:
@@ -464,17 +495,12 @@ def test_metadata_of_any_shape_shows(index: RunningIndex, tmp_path: Path) -> Non
     as it came) leave the page showing what makes sense, not failing.
     """
     assert upload(index, wheel(tmp_path, "odd-shapes", "1.0"), "odd-shapes", "1.0").status == 200
-    connection = sqlite3.connect(database(index))
-    with connection:
-        connection.execute(
-            "UPDATE releases SET metadata = ? WHERE project_id = "
-            "(SELECT id FROM projects WHERE normalized_name = 'odd-shapes')",
-            (
-                '{"project_urls": ["x"], "home_page": 5, "license": 7, "author": ["a"], "keywords": 3, '
-                '"classifiers": [1, "Framework :: Twisted"], "download_url": "https://example.org/dl"}',
-            ),
-        )
-    connection.close()
+    set_releases(
+        index,
+        "odd-shapes",
+        metadata='{"project_urls": ["x"], "home_page": 5, "license": 7, "author": ["a"], "keywords": 3, '
+        '"classifiers": [1, "Framework :: Twisted"], "download_url": "https://example.org/dl"}',
+    )
     page = get(index.url + "project/odd-shapes/")
     assert page.status == 200
     assert "Twisted" in page.text and "https://example.org/dl" in page.text
@@ -498,6 +524,25 @@ def test_failed_logins_are_slowed_down(index: RunningIndex) -> None:
     started = time.monotonic()
     assert browser.post("/account/login/", {"username": "alice", "password": "x", "csrf_token": token}).status == 401
     assert time.monotonic() - started < 1.0
+
+
+def test_wrong_upload_passwords_are_slowed_down_too(index: RunningIndex, tmp_path: Path) -> None:
+    """
+    The upload API's passwords share the login form's throttle: failures
+    there slow the next login for that name from that address.
+    """
+    dist = wheel(tmp_path, "page-demo", "9.0", dist_name="page_demo")
+    content_type, body = multipart(
+        upload_fields(dist, "page-demo", "9.0"), [("content", dist.name, dist.read_bytes(), None)]
+    )
+    for _ in range(3):
+        assert post_form(index.upload_url, content_type, body, basic("alice", "wrong-password")).status == 403
+    browser = Browser(index)
+    token = browser.csrf("/account/login/")
+    started = time.monotonic()
+    logged_in = browser.post("/account/login/", {"username": "alice", "password": PASSWORD, "csrf_token": token})
+    assert logged_in.status == 303
+    assert time.monotonic() - started >= 1.0  # waits of 0, 0.25 and 0.5 s before, 1 s now
 
 
 def test_owners_manage_roles_through_the_journal(index: RunningIndex, tmp_path: Path) -> None:

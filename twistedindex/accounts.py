@@ -13,9 +13,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from twisted.internet.defer import DeferredLock
+from twisted.internet.task import deferLater
+
+from .errors import Unauthenticated
 
 TOKEN_PREFIX = "cheeseshop-"
 
@@ -23,6 +30,8 @@ TOKEN_PREFIX = "cheeseshop-"
 MIN_PASSWORD_LENGTH = 8
 
 _hasher = PasswordHasher()
+
+T = TypeVar("T")
 
 
 def hash_password(password: str) -> str:
@@ -102,3 +111,75 @@ class VerifiedPasswords:
             if len(self._entries) >= self._size:
                 self._entries.clear()
         self._entries[(user_id, self._fingerprint(password))] = (password_hash, now + self._lifetime)
+
+
+class LoginThrottle:
+    """
+    Slows down guessing: each failed login for a user name from one address
+    doubles the wait before the next attempt is checked (from C{base}
+    seconds up to C{cap}); a success, or C{forget} seconds of quiet, resets it.
+    Attempts for one name and address are checked one at a time, so guesses
+    sent in parallel wait longer each, not all the same (and parallel
+    uploads with the right password are not slowed).
+
+    The web login form and the upload API's Basic passwords share one.
+    Kept in each daemon's memory, for the C{size} names most recently tried:
+    behind a load balancer, an attacker spread over several daemons is
+    slowed by each.
+    """
+
+    def __init__(self, base: float = 0.25, cap: float = 30.0, forget: float = 900.0, size: int = 10_000) -> None:
+        self._base = base
+        self._cap = cap
+        self._forget = forget
+        self._size = size
+        self._failures: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
+        self._turns: dict[tuple[str, str], DeferredLock] = {}
+
+    def delay(self, key: tuple[str, str], now: float) -> float:
+        failures, last = self._failures.get(key, (0, 0.0))
+        if failures == 0 or now - last > self._forget:
+            return 0.0
+        return min(self._base * 2 ** (failures - 1), self._cap)
+
+    def failed(self, key: tuple[str, str], now: float) -> None:
+        failures, last = self._failures.pop(key, (0, 0.0))
+        if now - last > self._forget:
+            failures = 0
+        self._failures[key] = (failures + 1, now)
+        while len(self._failures) > self._size:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        self._failures.pop(key, None)
+
+    async def check(self, reactor: Any, key: tuple[str, str], authenticate: Callable[[], Awaitable[T]]) -> T:
+        """
+        Run C{authenticate}, which raises L{Unauthenticated} for a wrong
+        password, in C{key}'s turn and after the wait its failures earned.
+        """
+        turn = self._turns.setdefault(key, DeferredLock())
+        await turn.acquire()
+        try:
+            wait = self.delay(key, reactor.seconds())
+            if wait:
+                await deferLater(reactor, wait)
+            try:
+                result = await authenticate()
+            except Unauthenticated:
+                self.failed(key, reactor.seconds())
+                raise
+            self.succeeded(key)
+            return result
+        finally:
+            turn.release()
+            if not turn.locked and not turn.waiting:
+                del self._turns[key]
+
+
+def client_host(request: Any) -> str:
+    """
+    The peer's address, for throttling (a daemon on a UNIX socket has no
+    peer host: C{""}).
+    """
+    return str(getattr(request.getClientAddress(), "host", ""))

@@ -12,6 +12,7 @@ from typing import Any
 from klein import Klein
 from twisted.web.server import Request
 
+from ..accounts import LoginThrottle
 from ..config import Settings
 from ..index import PackageIndex
 from .cache import not_found
@@ -30,8 +31,10 @@ class IndexApp:
     def __init__(self, index: PackageIndex, settings: Settings) -> None:
         self.index = index
         self.settings = settings
-        self.legacy = LegacyAPI(index, settings)
-        self.ui = WebUI(index, settings)
+        # One throttle of failed passwords for the login form and uploads.
+        throttle = LoginThrottle()
+        self.legacy = LegacyAPI(index, settings, throttle)
+        self.ui = WebUI(index, settings, throttle)
 
     # The legacy API answers where each client posts: twine and uv at
     # /legacy/ (PyPI's upload URL), distutils at /pypi (its default), and /.

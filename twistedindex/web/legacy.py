@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.server import Request
 
+from ..accounts import LoginThrottle, client_host
 from ..config import Settings
 from ..errors import CheeseshopError, Forbidden, Gone, InvalidRequest, Unauthenticated
 from ..index import INVALID_AUTH, Actor, PackageIndex, shielded
@@ -40,9 +41,10 @@ class LegacyAPI:
     C{POST /}, C{/legacy/} and C{/pypi}, and C{GET ...?:action=list_classifiers}.
     """
 
-    def __init__(self, index: PackageIndex, settings: Settings) -> None:
+    def __init__(self, index: PackageIndex, settings: Settings, throttle: LoginThrottle) -> None:
         self._index = index
         self._settings = settings
+        self._throttle = throttle
 
     async def handle(self, request: Request) -> bytes:
         form: UploadForm | None = None
@@ -120,7 +122,12 @@ class LegacyAPI:
             username, _, password = decoded.partition(":")
             if username == "__token__":
                 return await self._index.authenticate_token(password, challenge)
-            return await self._index.authenticate_password(username, password, challenge)
+            # Wrong passwords are slowed down here as on the login form.
+            return await self._throttle.check(
+                self._index.reactor,
+                (username.lower(), client_host(request)),
+                lambda: self._index.authenticate_password(username, password, challenge),
+            )
         if scheme in (b"bearer", b"token"):
             return await self._index.authenticate_token(credentials, challenge)
         raise Unauthenticated(INVALID_AUTH, challenge)

@@ -16,20 +16,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
 from klein import Klein
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
+from ..accounts import LoginThrottle, client_host
 from ..config import Settings
 from ..errors import CheeseshopError, Forbidden, InvalidRequest, NotFound, Unauthenticated
 from ..index import OWNER, SESSION_SECONDS, PackageIndex, WebSession
@@ -58,50 +57,6 @@ _SECURITY_HEADERS = (
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 )
-
-
-class LoginThrottle:
-    """
-    Slows down guessing: each failed login for a user name from one address
-    doubles the wait before the next attempt is checked (from C{base}
-    seconds up to C{cap}); a success, or C{forget} seconds of quiet, resets it.
-    An attempt counts as failed from the moment it starts (L{attempt}), so
-    guesses sent in parallel wait longer each, not all the same.
-
-    Kept in each daemon's memory, for the C{size} names most recently tried:
-    behind a load balancer, an attacker spread over several daemons is
-    slowed by each.
-    """
-
-    def __init__(self, base: float = 0.25, cap: float = 30.0, forget: float = 900.0, size: int = 10_000) -> None:
-        self._base = base
-        self._cap = cap
-        self._forget = forget
-        self._size = size
-        self._failures: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
-
-    def delay(self, key: tuple[str, str], now: float) -> float:
-        failures, last = self._failures.get(key, (0, 0.0))
-        if failures == 0 or now - last > self._forget:
-            return 0.0
-        return min(self._base * 2 ** (failures - 1), self._cap)
-
-    def attempt(self, key: tuple[str, str], now: float) -> float:
-        """
-        Count an attempt as a failure until it L{succeeded}, and return how
-        long it waits before its password is checked.
-        """
-        wait = self.delay(key, now)
-        failures, last = self._failures.pop(key, (0, 0.0))
-        if now - last > self._forget:
-            failures = 0
-        self._failures[key] = (failures + 1, now)
-        while len(self._failures) > self._size:
-            self._failures.popitem(last=False)
-        return wait
-
-    def succeeded(self, key: tuple[str, str]) -> None:
-        self._failures.pop(key, None)
 
 
 def _form(request: Request) -> dict[str, str]:
@@ -141,10 +96,10 @@ class WebUI:
 
     app = Klein()
 
-    def __init__(self, index: PackageIndex, settings: Settings) -> None:
+    def __init__(self, index: PackageIndex, settings: Settings, throttle: LoginThrottle | None = None) -> None:
         self.index = index
         self.settings = settings
-        self.throttle = LoginThrottle()
+        self.throttle = throttle or LoginThrottle()
         # The start page's counts and recent uploads scan whole tables: kept
         # until the index changes.
         self._home: tuple[Any, Any] | None = None
@@ -350,17 +305,15 @@ class WebUI:
         username = form.get("username", "")
         next_url = _local(form.get("next", "/account/"))
         # (A daemon listening on a UNIX socket has no peer host.)
-        key = (username.lower(), str(getattr(request.getClientAddress(), "host", "")))
-        reactor = self.index.reactor
-        wait = self.throttle.attempt(key, reactor.seconds())
-        if wait:
-            await deferLater(reactor, wait)
         try:
-            actor = await self.index.authenticate_password(username, form.get("password", ""))
+            actor = await self.throttle.check(
+                self.index.reactor,
+                (username.lower(), client_host(request)),
+                lambda: self.index.authenticate_password(username, form.get("password", "")),
+            )
         except Unauthenticated:
             content = pages.login(cookie.decode("ascii"), username, "Wrong username or password.", next_url)
             return await self._page(request, "Log in", content, 401)
-        self.throttle.succeeded(key)
         session_id, _ = await self.index.start_session(actor)
         self._set_cookie(request, SESSION_COOKIE, session_id, SESSION_SECONDS, "lax")
         self._set_cookie(request, LOGIN_COOKIE, "", 0, "strict")
