@@ -11,7 +11,6 @@ written out by the flattener rather than pasted in as text.
 from __future__ import annotations
 
 import datetime
-import functools
 from collections.abc import Iterable, Sequence
 from html.parser import HTMLParser
 from typing import Any
@@ -185,11 +184,10 @@ def safe_html(html: str) -> Tag:
     return builder.root
 
 
-@functools.lru_cache(maxsize=128)
 def description_html(text: str, content_type: str | None) -> str | None:
     """
-    A description rendered by its content type (on a worker thread; a
-    project's pages ask for the same one again and again).
+    A description rendered by its content type (on a worker thread; the
+    pages keep what it gives, see L{twistedindex.web.ui.WebUI}).
     """
     return render_description(text, content_type)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -38,6 +39,9 @@ from . import pages
 from .errors import status_of
 
 log = Logger()
+
+# How many rendered descriptions the project pages keep.
+RENDERED_DESCRIPTIONS = 256
 
 SESSION_COOKIE = b"cheeseshop_session"
 LOGIN_COOKIE = b"cheeseshop_login"
@@ -103,6 +107,7 @@ class WebUI:
         # The start page's counts and recent uploads scan whole tables: kept
         # until the index changes.
         self._home: tuple[Any, Any] | None = None
+        self._descriptions: OrderedDict[tuple[str, str | None], str | None] = OrderedDict()
         self._changes = 0
         index.observe_changes(self._forget_home)
 
@@ -111,6 +116,21 @@ class WebUI:
         self._changes += 1
 
     # Plumbing
+
+    async def _rendered(self, text: str, content_type: str | None) -> str | None:
+        """
+        A description's HTML: rendered once (docutils is slow, so off the
+        reactor thread) and then kept for the most recently shown.
+        """
+        key = (text, content_type)
+        if key in self._descriptions:
+            self._descriptions.move_to_end(key)
+            return self._descriptions[key]
+        rendered = await self.index.blocking(pages.description_html, text, content_type)
+        self._descriptions[key] = rendered
+        while len(self._descriptions) > RENDERED_DESCRIPTIONS:
+            self._descriptions.popitem(last=False)
+        return rendered
 
     def _secure(self, request: Request) -> bool:
         if self.settings.base_url:
@@ -240,10 +260,7 @@ class WebUI:
             release = latest_release(detail.releases)
         rendered = None
         if release is not None and release.description:
-            # docutils is slow: off the reactor thread.
-            rendered = await self.index.blocking(
-                pages.description_html, release.description, release.description_content_type
-            )
+            rendered = await self._rendered(release.description, release.description_content_type)
         session = await self._session(request)
         role = await self.index.role_of(normalized, session.actor) if session is not None else None
         chrome = await self._chrome(request)
