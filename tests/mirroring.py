@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import xmlrpc.client
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .daemon import Daemon, RunningIndex
+from .daemon import Daemon, RunningIndex, environment
 from .distributions import multipart, upload_fields
 from .http import Response, basic, get, post_form
 
@@ -107,3 +110,44 @@ def stored_files(data_dir: str) -> list[str]:
     return sorted(
         os.path.relpath(os.path.join(directory, name), root) for directory, _, names in os.walk(root) for name in names
     )
+
+
+def listed_files(index: RunningIndex, project: str) -> dict[str, str]:
+    """
+    C{{filename: sha256}} of a project's simple page (PEP 691), or C{{}}.
+    """
+    page = get(index.simple_url + f"{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    if page.status != 200:
+        return {}
+    return {f["filename"]: f["hashes"]["sha256"] for f in json.loads(page.body)["files"]}
+
+
+def pip_download(index: RunningIndex, requirement: str, directory: Path) -> Path:
+    """
+    C{pip download} of C{requirement} from C{index} alone, into C{directory}.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--index-url", index.simple_url]
+        + ["-d", str(directory), requirement],
+        capture_output=True,
+        text=True,
+        env=environment(),
+    )
+    assert result.returncode == 0, result.stderr
+    return directory
+
+
+@contextmanager
+def peer_server(argv: list[str], log_path: Path, probe: str, timeout: float = 60.0) -> Iterator[None]:
+    """
+    Another index's server (pypiserver, devpi) run for a test, answering
+    C{probe} before the block and stopped after it.
+    """
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            eventually(lambda: get(probe).status == 200, timeout=timeout, what=f"{argv[0]} to start")
+            yield
+        finally:
+            process.terminate()
+            process.wait(30)

@@ -5,6 +5,7 @@ mirror of that mirror.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -22,12 +23,15 @@ import pytest
 
 from twistedindex import pep381
 
-from .daemon import environment
+from .daemon import run, tool
 from .distributions import sdist, wheel
-from .http import get
+from .http import get, request
 from .mirroring import (
     eventually,
     json_api,
+    listed_files,
+    peer_server,
+    pip_download,
     same_pages,
     serial,
     staged_files,
@@ -107,15 +111,7 @@ def test_a_ring_of_three_follows_the_master(tmp_path: Path, pg_dsn: str) -> None
     assert get(first.url + "serverkey").headers["Location"] == f"{master.url.rstrip('/')}/serverkey"
     assert re.fullmatch(r"\d{8}T\d{2}:\d{2}:\d{2}\n", get(second.url + "last-modified").text)
 
-    downloads = tmp_path / "downloads"
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--index-url", second.simple_url, "-d", str(downloads)]
-        + ["alpha-pkg==2.0"],
-        capture_output=True,
-        text=True,
-        env=environment(),
-    )
-    assert result.returncode == 0, result.stderr
+    downloads = pip_download(second, "alpha-pkg==2.0", tmp_path / "downloads")
     assert (downloads / "alpha_pkg-2.0-py3-none-any.whl").read_bytes() == (
         dists / "alpha_pkg-2.0-py3-none-any.whl"
     ).read_bytes()
@@ -348,21 +344,11 @@ def pypiserver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     packages = tmp_path / "pypiserver-packages"
     packages.mkdir()
     port = free_port()
-    log = open(tmp_path / "pypiserver.log", "wb")
-    process = subprocess.Popen(
-        [str(venv / "bin" / "pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port)]
-        + ["-P", ".", "-a", ".", "--backend", "simple-dir", str(packages)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    argv = [str(venv / "bin" / "pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port)]
+    argv += ["-P", ".", "-a", ".", "--backend", "simple-dir", str(packages)]
     url = f"http://127.0.0.1:{port}"
-    try:
-        eventually(lambda: get(url + "/simple/").status == 200, what="pypiserver to start")
+    with peer_server(argv, tmp_path / "pypiserver.log", url + "/simple/"):
         yield url, packages
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
 
 
 def test_mirroring_pypiserver(tmp_path: Path, pypiserver: tuple[str, Path]) -> None:
@@ -378,10 +364,7 @@ def test_mirroring_pypiserver(tmp_path: Path, pypiserver: tuple[str, Path]) -> N
     mirror = start_mirror(tmp_path / "mirror", url)
 
     def listed(project: str) -> dict[str, str]:
-        page = get(mirror.simple_url + f"{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-        if page.status != 200:
-            return {}
-        return {f["filename"]: f["hashes"]["sha256"] for f in json.loads(page.body)["files"]}
+        return listed_files(mirror, project)
 
     def upstream_files() -> dict[str, str]:
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in packages.iterdir()}
@@ -392,15 +375,7 @@ def test_mirroring_pypiserver(tmp_path: Path, pypiserver: tuple[str, Path]) -> N
     )
     assert "by its simple pages" in mirror.daemon.log
 
-    downloads = tmp_path / "downloads"
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--index-url", mirror.simple_url, "-d", str(downloads)]
-        + ["beta-pkg==2.0"],
-        capture_output=True,
-        text=True,
-        env=environment(),
-    )
-    assert result.returncode == 0, result.stderr
+    downloads = pip_download(mirror, "beta-pkg==2.0", tmp_path / "downloads")
     assert (downloads / "beta_pkg-2.0-py3-none-any.whl").read_bytes() == (
         packages / "beta_pkg-2.0-py3-none-any.whl"
     ).read_bytes()
@@ -411,4 +386,73 @@ def test_mirroring_pypiserver(tmp_path: Path, pypiserver: tuple[str, Path]) -> N
     eventually(lambda: listed("alpha-pkg") == expected, what="the new upload to arrive")
     eventually(lambda: get(mirror.simple_url + "beta-pkg/").status == 404, what="the removal to arrive")
     assert len(stored_files(mirror.data_dir)) == len(expected)
+    mirror.stop()
+
+
+def devpi_call(url: str, method: str, path: str, body: dict[str, object], auth: str | None = None) -> object:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if auth:
+        headers["X-Devpi-Auth"] = auth
+    response = request(method, url + path, json.dumps(body).encode(), headers)
+    assert response.status < 300, (method, path, response)
+    return json.loads(response.body) if response.body else None
+
+
+@pytest.fixture
+def devpi(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """
+    A real devpi-server with a user C{alice} and her index C{alice/dev}:
+    C{(server URL, X-Devpi-Auth value)}.
+    """
+    venv = tool_venv("devpi", sys.executable, "devpi-server==6.20.3")
+    serverdir = tmp_path / "devpi"
+    subprocess.run(
+        [str(venv / "bin" / "devpi-init"), "--serverdir", str(serverdir), "--no-root-pypi"],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    argv = [str(venv / "bin" / "devpi-server"), "--serverdir", str(serverdir), "--host", "127.0.0.1"]
+    argv += ["--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with peer_server(argv, tmp_path / "devpi.log", url + "/+api", timeout=120):
+        devpi_call(url, "PUT", "/alice", {"password": "devpi-password", "email": "alice@example.org"})
+        login = devpi_call(url, "POST", "/+login", {"user": "alice", "password": "devpi-password"})
+        token = login["result"]["password"]  # type: ignore[index]
+        auth = base64.b64encode(f"alice:{token}".encode()).decode()
+        devpi_call(url, "PUT", "/alice/dev", {"bases": [], "volatile": True}, auth)
+        yield url, auth
+
+
+def test_mirroring_devpi(tmp_path: Path, devpi: tuple[str, str]) -> None:
+    """
+    A real devpi index, named by its simple URL (/<user>/<index>/+simple),
+    is followed by its pages: the mirror holds the files twine put there,
+    pip installs them from the mirror alone, and a release deleted on devpi
+    goes from the mirror.
+    """
+    url, auth = devpi
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    files = [wheel(dists, "gamma-pkg", "1.0"), sdist(dists, "gamma-pkg", "1.0"), wheel(dists, "gamma-pkg", "2.0")]
+    uploaded = run(
+        [tool("twine"), "upload", "--non-interactive", "--disable-progress-bar"]
+        + ["--repository-url", f"{url}/alice/dev/", "-u", "alice", "-p", "devpi-password", *map(str, files)]
+    )
+    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    mirror = start_mirror(tmp_path / "mirror", f"{url}/alice/dev/+simple/")
+
+    def listed() -> dict[str, str]:
+        return listed_files(mirror, "gamma-pkg")
+
+    expected = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
+    eventually(lambda: listed() == expected, what="the mirror to hold devpi's files")
+    assert "by its simple pages" in mirror.daemon.log
+
+    downloads = pip_download(mirror, "gamma-pkg", tmp_path / "downloads")
+    assert (downloads / "gamma_pkg-2.0-py3-none-any.whl").read_bytes() == files[2].read_bytes()
+
+    devpi_call(url, "DELETE", "/alice/dev/gamma-pkg/2.0", {}, auth)
+    del expected[files[2].name]
+    eventually(lambda: listed() == expected, what="the deletion to arrive")
     mirror.stop()

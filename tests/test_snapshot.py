@@ -28,6 +28,7 @@ from twistedindex.mirror.snapshot import (
     from_simple,
     listing_from_simple,
 )
+from twistedindex.mirror.upstream import is_simple_url
 
 PAGE = "https://upstream.example/pypi/demo-pkg/json"
 SIMPLE = "https://upstream.example/simple/demo-pkg/"
@@ -351,3 +352,14 @@ def test_progress_reports_counts_rate_and_time_left() -> None:
         "0 files removed, about 40 s left"
     )
     assert lines[1].startswith("mirror: 100/100 projects (2 failed)") and lines[1].endswith("done in 40.0 s")
+
+
+def test_an_upstream_named_by_its_simple_index() -> None:
+    """
+    An upstream URL ending in /simple or /+simple (devpi's indexes) names
+    the simple index itself; any other names the root above /simple/.
+    """
+    assert is_simple_url("http://devpi.example/alice/dev/+simple/")
+    assert is_simple_url("https://index.example/simple")
+    assert not is_simple_url("https://index.example")
+    assert not is_simple_url("https://index.example/simple-things/")

@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from attrs import frozen
 
@@ -213,9 +214,12 @@ class PageUpstream:
 
     def __init__(self, client: UpstreamClient) -> None:
         self.client = client
+        # The upstream named by its simple index itself (devpi's
+        # /<user>/<index>/+simple, say), or by the root above /simple/.
+        self._simple = "" if is_simple_url(client.base_url) else "simple/"
 
     async def listing(self) -> dict[str, int | None]:
-        page = await self.client.page("simple/", accept=SIMPLE_ACCEPT)
+        page = await self.client.page(self._simple or "/", accept=SIMPLE_ACCEPT)
         return listing_from_simple(page.body or b"", page.url, page.content_type)
 
     async def project(self, wanted: Wanted) -> tuple[ProjectSnapshot, str] | None:
@@ -224,7 +228,7 @@ class PageUpstream:
         upstream has no such project.
         """
         try:
-            page = await self.client.page(f"simple/{wanted.normalized_name}/", accept=SIMPLE_ACCEPT)
+            page = await self.client.page(f"{self._simple}{wanted.normalized_name}/", accept=SIMPLE_ACCEPT)
         except NotFound:
             return None
         body = page.body or b""
@@ -239,11 +243,21 @@ def _check_fresh(url: str, serial: int | None, required: int | None) -> None:
         raise StalePage(f"{url}: serial {serial} is older than the {required} expected")
 
 
+def is_simple_url(url: str) -> bool:
+    """
+    Whether C{url} names a simple index itself (its path ends in C{/simple}
+    or C{/+simple}) rather than an index's root.
+    """
+    return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] in ("simple", "+simple")
+
+
 async def discover(client: UpstreamClient) -> SerialUpstream | PageUpstream:
     """
-    How to follow the upstream: by serials if it answers XML-RPC, else by
-    its pages.
+    How to follow the upstream: by its pages if it was named by its simple
+    index, else by serials if it answers XML-RPC, else by its pages.
     """
+    if is_simple_url(client.base_url):
+        return PageUpstream(client)
     try:
         serial = await client.xmlrpc("changelog_last_serial")
     except UpstreamError:
