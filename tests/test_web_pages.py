@@ -575,6 +575,9 @@ def test_owners_manage_roles_through_the_journal(index: RunningIndex, tmp_path: 
         "/manage/project/roles-demo/roles/", {"csrf_token": token, "action": "remove", "username": "alice"}
     )
     assert last_owner.status == 400 and "must keep at least one Owner" in last_owner.text
+    # The page offers to remove the Maintainer, not the last Owner.
+    managed = alice.get("/manage/project/roles-demo/").text
+    assert 'name="username" value="bob"' in managed and 'name="username" value="alice"' not in managed
     removed = alice.post(
         "/manage/project/roles-demo/roles/", {"csrf_token": token, "action": "remove", "username": "bob"}
     )

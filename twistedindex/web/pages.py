@@ -665,12 +665,16 @@ def manage(detail: Any, session: WebSession, error: str | None = None) -> list[T
                 ),
             )
         )
+    owners = sum(1 for role, _ in detail.roles if role == OWNER)
     people = [
         tags.li(
             tags.a(href=user_url(name))(name),
             " ",
             tags.span(class_="badge")(role),
-            csrf_form(
+            # The last Owner cannot be removed: no button for it.
+            ""
+            if role == OWNER and owners == 1
+            else csrf_form(
                 base + "roles/",
                 session,
                 tags.input(type="hidden", name="action", value="remove"),
