@@ -170,6 +170,23 @@ def test_pages_show_the_index(index: RunningIndex) -> None:
     assert user.status == 200 and 'href="/project/page-demo/"' in user.text
 
 
+def test_pages_show_changes_made_elsewhere_at_once(index: RunningIndex, tmp_path: Path) -> None:
+    """
+    The project and start pages keep what they read, yet a change made by
+    another process (cheeseshop-admin) shows on the next view.
+    """
+    for version in ("1.0", "2.0"):
+        assert upload(index, wheel(tmp_path, "kept-pages", version), "kept-pages", version).status == 200
+    assert "broken by admin" not in get(index.url + "project/kept-pages/1.0/").text
+    before = get(index.url).text
+    index.admin("yank", "kept-pages", "1.0", "--reason", "broken by admin")
+    assert "broken by admin" in get(index.url + "project/kept-pages/1.0/").text
+    assert "broken by admin" in get(index.url + "project/kept-pages/").text  # the release history
+    index.admin("remove", "kept-pages", "2.0")
+    assert get(index.url + "project/kept-pages/2.0/").status == 404
+    assert get(index.url).text != before  # one release fewer
+
+
 def test_search_ranks_and_pages(index: RunningIndex, tmp_path: Path) -> None:
     """
     The search page finds projects by the same index as XML-RPC search, an

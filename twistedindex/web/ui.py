@@ -32,7 +32,7 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from ..accounts import LoginThrottle, client_host
 from ..config import Settings
 from ..errors import CheeseshopError, Forbidden, InvalidRequest, NotFound, Unauthenticated
-from ..index import OWNER, SESSION_SECONDS, PackageIndex, WebSession
+from ..index import OWNER, SESSION_SECONDS, PackageIndex, ProjectDetail, WebSession
 from ..names import find_release, latest_release, normalize
 from ..storage.search import Query
 from . import pages
@@ -40,8 +40,10 @@ from .errors import status_of
 
 log = Logger()
 
-# How many rendered descriptions the project pages keep.
+# How many rendered descriptions, and projects read whole, the project
+# pages keep.
 RENDERED_DESCRIPTIONS = 256
+KEPT_PROJECTS = 256
 
 SESSION_COOKIE = b"cheeseshop_session"
 LOGIN_COOKIE = b"cheeseshop_login"
@@ -107,13 +109,44 @@ class WebUI:
         # The start page's counts and recent uploads scan whole tables: kept
         # until the index changes.
         self._home: tuple[Any, Any] | None = None
+        # Project pages read a project whole (every release and file); kept
+        # for the most recently shown until the project changes.
+        self._details: OrderedDict[str, ProjectDetail] = OrderedDict()
         self._descriptions: OrderedDict[tuple[str, str | None], str | None] = OrderedDict()
         self._changes = 0
-        index.observe_changes(self._forget_home)
+        index.observe_changes(self._forget)
 
-    def _forget_home(self, project: str, serial: int) -> None:
+    def _forget(self, project: str, serial: int) -> None:
         self._home = None
+        self._details.pop(project, None)
         self._changes += 1
+
+    async def _caught_up(self) -> None:
+        """
+        Wait until changes other processes committed have reached
+        L{_forget}, as the simple pages do, before trusting what is kept.
+        """
+        pending = self.index.pending_changes()
+        if pending is not None:
+            try:
+                await pending
+            except Exception:
+                # The database is out of reach (the index logged it): what
+                # is kept is the best answer there is.
+                pass
+
+    async def _detail(self, normalized: str) -> ProjectDetail | None:
+        await self._caught_up()
+        if normalized in self._details:
+            self._details.move_to_end(normalized)
+            return self._details[normalized]
+        changes = self._changes
+        detail = await self.index.project_detail(normalized)
+        if detail is not None and changes == self._changes:  # else a change came in meanwhile
+            self._details[normalized] = detail
+            while len(self._details) > KEPT_PROJECTS:
+                self._details.popitem(last=False)
+        return detail
 
     # Plumbing
 
@@ -232,6 +265,7 @@ class WebUI:
         return b"" if request.method == b"HEAD" else STYLESHEET
 
     async def home(self, request: Request) -> bytes:
+        await self._caught_up()
         home = self._home
         if home is None:
             changes = self._changes
@@ -246,7 +280,7 @@ class WebUI:
         normalized = normalize(name)
         if name != normalized:
             return self._moved(request, pages.project_url(normalized, version))
-        detail = await self.index.project_detail(normalized)
+        detail = await self._detail(normalized)
         if detail is None:
             raise NotFound(f"There is no project called {name!r} here.")
         release = None
