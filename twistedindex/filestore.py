@@ -186,30 +186,33 @@ class SyncBatch:
         self.close()
 
 
-def _link_into_place(recorded: str, target: str, record: str) -> None:
+def _link_into_place(recorded: str, target: str, record: str) -> bool:
     """
     Hard-link C{recorded} at C{target}, replacing a leftover file there.  A
     replacement is linked under a hidden name in the record first (where a
     crash leaves it for recovery), then renamed over the target.
+
+    :return: whether the target changed (C{False}: it was this file already).
     """
     for attempt in range(3):
         _make_directories(os.path.dirname(target))
         try:
             os.link(recorded, target)
-            return
+            return True
         except FileExistsError:
-            if os.path.samefile(recorded, target):
-                return
-            temporary = os.path.join(record, f".link-{secrets.token_hex(4)}")
-            os.link(recorded, temporary)
-            os.replace(temporary, target)
-            log.info("replaced a leftover file at {target}", target=target)
-            return
+            break
         except FileNotFoundError:
             # A removal in another process pruned an emptied parent between
             # our mkdir and link: make it again.
             if attempt == 2:
                 raise
+    if os.path.samefile(recorded, target):
+        return False
+    temporary = os.path.join(record, f".link-{secrets.token_hex(4)}")
+    os.link(recorded, temporary)
+    os.replace(temporary, target)
+    log.info("replaced a leftover file at {target}", target=target)
+    return True
 
 
 def _unlink_quietly(path: str) -> None:
@@ -401,10 +404,7 @@ class Placement:
         """
         changed = False
         for recorded, target in self.links:
-            if target in self.prelinked and _same_file(target, recorded):
-                continue
-            _link_into_place(recorded, target, self.record)
-            changed = True
+            changed |= _link_into_place(recorded, target, self.record)
         self.linked = True
         return os.path.dirname(self.links[0][1]) if changed else None
 
@@ -424,13 +424,6 @@ class Placement:
         if self.links:
             prune(os.path.dirname(self.links[0][1]), self.root)
         _remove_tree(self.record)
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except FileNotFoundError:
-        return False
 
 
 def link_all(placements: list[Placement]) -> None:
@@ -569,7 +562,7 @@ class FileStore:
         it holds its staging directory's lock while it does.
         """
         directory = os.path.join(self.tmp, instance_name)
-        if os.path.join(self.tmp, instance_name) == self._instance_dir:
+        if directory == self._instance_dir:
             return True
         if not os.path.isdir(directory):
             return False

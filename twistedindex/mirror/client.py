@@ -156,13 +156,20 @@ class UpstreamClient:
             raise UpstreamError(f"{url}: no answer in {RESPONSE_TIMEOUT:g} seconds") from None
         except Exception as e:
             raise UpstreamError(f"{url}: {_describe(e)}") from None
-        if response.code in (404, 410):
-            await self._drain(response, url)
-            raise NotFound(f"{url}: {response.code}")
-        if response.code != 200 and response.code != 304:
-            await self._drain(response, url)
-            raise UpstreamError(f"{url}: HTTP {response.code} {response.phrase.decode('latin-1', 'replace')}")
+        await self._check(response, url, (200, 304))
         return response
+
+    async def _check(self, response: IResponse, url: str, expected: tuple[int, ...]) -> None:
+        """
+        Raise L{NotFound} or L{UpstreamError}, the body read and dropped,
+        unless the response's status is one of C{expected}.
+        """
+        if response.code in expected:
+            return
+        await self._drain(response, url)
+        if response.code in (404, 410):
+            raise NotFound(f"{url}: {response.code}")
+        raise UpstreamError(f"{url}: HTTP {response.code} {response.phrase.decode('latin-1', 'replace')}")
 
     async def _drain(self, response: IResponse, url: str) -> None:
         try:
@@ -257,12 +264,7 @@ class UpstreamClient:
                 await self._drain(response, url)
                 url = urljoin(url, location[0].decode("latin-1"))
                 continue
-            if response.code in (404, 410):
-                await self._drain(response, url)
-                raise NotFound(f"{url}: {response.code}")
-            if response.code != 200:
-                await self._drain(response, url)
-                raise UpstreamError(f"{url}: HTTP {response.code} {response.phrase.decode('latin-1', 'replace')}")
+            await self._check(response, url, (200,))
             return response
         raise UpstreamError(f"{url}: more than {MAX_REDIRECTS} redirects")
 

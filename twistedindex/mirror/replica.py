@@ -117,16 +117,15 @@ class Replica:
         ]
         if inline:
             fetching.append(Deferred.fromCoroutine(self._take_inline(inline, describe_releases)))
-        results = await DeferredList(fetching, consumeErrors=True)
-        flattened = []
-        for succeeded, value in results:
-            if succeeded and isinstance(value, list):
-                flattened += [(True, prepared) for prepared in value]
+        prepared: list[PreparedFile] = []
+        failures = []
+        for succeeded, value in await DeferredList(fetching, consumeErrors=True):
+            if not succeeded:
+                failures.append(value)
+            elif isinstance(value, list):  # the inline files
+                prepared += value
             else:
-                flattened.append((succeeded, value))
-        results = flattened
-        prepared = [value for succeeded, value in results if succeeded]
-        failures = [value for succeeded, value in results if not succeeded]
+                prepared.append(value)
         if failures:
             await self.give_back(prepared)
             failures[0].raiseException()
@@ -142,24 +141,18 @@ class Replica:
                 staged, taken = await self.index.blocking(_take_small, self.files, body, file, describe_release)
             else:
                 staged = self.files.stage()
-                taken = None
-            try:
-                if taken is None:
+                try:
                     await self.client.download(file.url, staged, file.size, file.sha256)
                     # One trip to a worker thread: flush, check, read the
                     # metadata, and prepare.
                     taken = await self.index.blocking(_take_download, self.files, staged, file, describe_release)
-                digests, metadata, described, placement = taken
-                if placement is None:
-                    # The upstream serves other metadata bytes than the
-                    # wheel holds: take its own.
-                    metadata = await self._upstream_metadata(file)
-                    placement = await self.index.blocking(self.files.prepare, staged, file.filename, metadata)
+                except BaseException:
+                    staged.discard()
+                    raise
+            try:
+                return await self._completed(file, staged, taken)
             finally:
                 staged.discard()  # nothing once prepared
-        return PreparedFile(
-            file, digests, placement, hashlib.sha256(metadata).hexdigest() if metadata else None, described
-        )
 
     async def _take_inline(self, files: list[FileSnapshot], describe_releases: bool) -> list[PreparedFile]:
         """
@@ -171,46 +164,39 @@ class Replica:
         by bench/mirror_bench.py.)
         """
         taken: list[tuple[StagedFile, _Taken]] = []
+        prepared: list[PreparedFile] = []
         async with self._downloads:
             try:
                 with self.files.batch() as batch:
                     _take_inline(self.files, files, describe_releases, batch, taken)
                     await self.index.blocking(batch.pay)
+                for file, (staged, result) in zip(files, taken, strict=True):
+                    prepared.append(await self._completed(file, staged, result))
             except BaseException:
-                await self._settle(
-                    [
-                        PreparedFile(file, result[0], result[3], None, None)
-                        for file, (_, result) in zip(files, taken, strict=False)
-                        if result[3] is not None
-                    ],
-                    None,
+                # Those completed, and those taken and placed but not yet
+                # completed.
+                rest = list(zip(files, taken, strict=False))[len(prepared) :]
+                await self.give_back(
+                    prepared + [PreparedFile(f, r[0], r[3], None, None) for f, (_, r) in rest if r[3] is not None]
                 )
                 for staged, _ in taken:
                     staged.discard()
                 raise
-        prepared = []
-        try:
-            for file, (staged, (digests, metadata, described, placement)) in zip(files, taken, strict=True):
-                if placement is None:
-                    metadata = await self._upstream_metadata(file)
-                    placement = await self.index.blocking(self.files.prepare, staged, file.filename, metadata)
-                prepared.append(
-                    PreparedFile(
-                        file, digests, placement, hashlib.sha256(metadata).hexdigest() if metadata else None, described
-                    )
-                )
-        except BaseException:
-            # Those prepared, and those taken but not yet looked at.
-            rest = [
-                PreparedFile(file, result[0], result[3], None, None)
-                for file, (_, result) in list(zip(files, taken, strict=True))[len(prepared) :]
-                if result[3] is not None
-            ]
-            await self.give_back(prepared + rest)
-            for staged, _ in taken:
-                staged.discard()
-            raise
         return prepared
+
+    async def _completed(self, file: FileSnapshot, staged: StagedFile, taken: _Taken) -> PreparedFile:
+        """
+        A taken file, prepared: when the upstream serves other metadata bytes
+        than the wheel holds, its own are fetched and the file prepared with
+        them.
+        """
+        digests, metadata, described, placement = taken
+        if placement is None:
+            metadata = await self._upstream_metadata(file)
+            placement = await self.index.blocking(self.files.prepare, staged, file.filename, metadata)
+        return PreparedFile(
+            file, digests, placement, hashlib.sha256(metadata).hexdigest() if metadata else None, described
+        )
 
     async def _upstream_metadata(self, file: FileSnapshot) -> bytes:
         page = await self.client.page(file.url + ".metadata")

@@ -648,8 +648,11 @@ class Transaction:
         """
         Entries with a serial above C{serial}, oldest first.
         """
-        sql = self._JOURNAL_SELECT + "WHERE serial > %s ORDER BY serial"
-        params: tuple[Any, ...] = (serial,)
+        return await self._journal_where("serial > %s", serial, limit)
+
+    async def _journal_where(self, condition: str, value: Any, limit: int | None) -> list[JournalEntry]:
+        sql = self._JOURNAL_SELECT + f"WHERE {condition} ORDER BY serial"
+        params: tuple[Any, ...] = (value,)
         if limit is not None:
             sql += " LIMIT %s"
             params += (limit,)
@@ -670,8 +673,7 @@ class Transaction:
         ]
 
     async def journal_for_project(self, normalized_name: str) -> list[JournalEntry]:
-        rows = await self._all(self._JOURNAL_SELECT + "WHERE normalized_name = %s ORDER BY serial", (normalized_name,))
-        return [JournalEntry(*row) for row in rows]
+        return await self._journal_where("normalized_name = %s", normalized_name, None)
 
     async def last_serial(self) -> int:
         row = await self._one("SELECT COALESCE(MAX(serial), 0) FROM journal")
@@ -696,12 +698,7 @@ class Transaction:
         """
         Entries made after C{timestamp} (microseconds), oldest first.
         """
-        sql = self._JOURNAL_SELECT + "WHERE timestamp > %s ORDER BY serial"
-        params: tuple[Any, ...] = (timestamp,)
-        if limit is not None:
-            sql += " LIMIT %s"
-            params += (limit,)
-        return [JournalEntry(*row) for row in await self._all(sql, params)]
+        return await self._journal_where("timestamp > %s", timestamp, limit)
 
     async def releases_added_after(self, timestamp: int) -> list[tuple[str, str]]:
         """

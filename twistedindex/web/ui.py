@@ -19,7 +19,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from klein import Klein
@@ -95,6 +95,36 @@ def _local(url: str) -> str:
     return url
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Recent(Generic[K, V]):
+    """
+    The C{size} values most recently used.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._items
+
+    def __getitem__(self, key: K) -> V:
+        self._items.move_to_end(key)
+        return self._items[key]
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._items.pop(key, None)
+
+
 class WebUI:
     """
     The pages, as a Klein app of their own.
@@ -111,14 +141,14 @@ class WebUI:
         self._home: tuple[Any, Any] | None = None
         # Project pages read a project whole (every release and file); kept
         # for the most recently shown until the project changes.
-        self._details: OrderedDict[str, ProjectDetail] = OrderedDict()
-        self._descriptions: OrderedDict[tuple[str, str | None], str | None] = OrderedDict()
+        self._details: _Recent[str, ProjectDetail] = _Recent(KEPT_PROJECTS)
+        self._descriptions: _Recent[tuple[str, str | None], str | None] = _Recent(RENDERED_DESCRIPTIONS)
         self._changes = 0
         index.observe_changes(self._forget)
 
     def _forget(self, project: str, serial: int) -> None:
         self._home = None
-        self._details.pop(project, None)
+        self._details.pop(project)
         self._changes += 1
 
     async def _caught_up(self) -> None:
@@ -138,14 +168,11 @@ class WebUI:
     async def _detail(self, normalized: str) -> ProjectDetail | None:
         await self._caught_up()
         if normalized in self._details:
-            self._details.move_to_end(normalized)
             return self._details[normalized]
         changes = self._changes
         detail = await self.index.project_detail(normalized)
         if detail is not None and changes == self._changes:  # else a change came in meanwhile
-            self._details[normalized] = detail
-            while len(self._details) > KEPT_PROJECTS:
-                self._details.popitem(last=False)
+            self._details.put(normalized, detail)
         return detail
 
     # Plumbing
@@ -157,12 +184,9 @@ class WebUI:
         """
         key = (text, content_type)
         if key in self._descriptions:
-            self._descriptions.move_to_end(key)
             return self._descriptions[key]
         rendered = await self.index.blocking(pages.description_html, text, content_type)
-        self._descriptions[key] = rendered
-        while len(self._descriptions) > RENDERED_DESCRIPTIONS:
-            self._descriptions.popitem(last=False)
+        self._descriptions.put(key, rendered)
         return rendered
 
     def _secure(self, request: Request) -> bool:
@@ -446,11 +470,14 @@ class WebUI:
             return self._see_other(request, f"/account/login/?next={pages.manage_url(normalize(name))}")
         if name != normalize(name):
             return self._moved(request, pages.manage_url(normalize(name)))
-        if await self.index.role_of(name, session.actor) != OWNER:
-            if await self.index.project_detail(name) is None:
-                raise NotFound(f"There is no project called {name!r} here.")
-            raise Forbidden("Only the project's Owners manage it (Maintainers may upload).")
+        await self._require_owner(name, session)
         return await self._manage_page(request, name, session)
+
+    async def _require_owner(self, normalized: str, session: WebSession) -> None:
+        if await self.index.role_of(normalized, session.actor) != OWNER:
+            if await self.index.project_detail(normalized) is None:
+                raise NotFound(f"There is no project called {normalized!r} here.")
+            raise Forbidden("Only the project's Owners manage it (Maintainers may upload).")
 
     async def _manage_change(
         self, request: Request, name: str, change: Callable[[WebSession, dict[str, str]], Any]
@@ -458,10 +485,7 @@ class WebUI:
         session, form = await self._changing(request)
         # Only Owners see the page again with an error; the domain checks
         # each change too.
-        if await self.index.role_of(normalize(name), session.actor) != OWNER:
-            if await self.index.project_detail(normalize(name)) is None:
-                raise NotFound(f"There is no project called {name!r} here.")
-            raise Forbidden("Only the project's Owners manage it (Maintainers may upload).")
+        await self._require_owner(normalize(name), session)
         try:
             await change(session, form)
         except (InvalidRequest, NotFound) as error:
