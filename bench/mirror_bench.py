@@ -19,6 +19,11 @@ with the same number of workers (bandersnatch allows at most 10).  Both
 check every file's sha256; twistedindex also fsyncs each file and commits
 each project to its database, and serves the result.
 
+Both mirrors start from empty directories.  The last run's mirrors are
+deleted before either is timed, followed by a wait of about a minute, since
+ext4 makes new files slow for a minute after many are deleted (see
+clear_last_run).
+
 Needs network access to PyPI the first time (for bandersnatch).  State is
 kept in the work directory between runs.
 """
@@ -61,21 +66,34 @@ def tree_size(root: Path) -> tuple[int, int]:
     return count, size
 
 
-def settle_disk() -> None:
+# ext4's inode allocator steps over every inode freed in the last 60
+# seconds (its "recently deleted" check, one buffer lookup each): a run
+# started just after deleting the last run's tens of thousands of files
+# pays for that deletion, by a time that depends on when it ran.
+FREED_INODES_WINDOW = 61.0
+
+
+def clear_last_run(work: Path) -> None:
     """
-    Write out what the set-up left dirty (the last run's mirror, deleted)
-    before a timed run, which would otherwise pay for it: twistedindex's
-    durable writes wait for everything pending on the filesystem.
+    Delete both mirrors left by the last run, write out what that left
+    dirty, and wait until the freed inodes no longer slow the allocator,
+    so that neither timed run pays for the set-up.  Nothing is deleted
+    between the two timed runs.
     """
+    deleted = False
+    for name in ("mirror-twistedindex", "mirror-bandersnatch"):
+        if (work / name).exists():
+            shutil.rmtree(work / name)
+            deleted = True
     os.sync()
-    time.sleep(1)
+    if deleted:
+        log(f"deleted the last run's mirrors; waiting {FREED_INODES_WINDOW:.0f} s for the filesystem to settle")
+        time.sleep(FREED_INODES_WINDOW)
 
 
 def sync_twistedindex(work: Path, master_url: str, workers: int) -> dict[str, object]:
     data = work / "mirror-twistedindex"
-    shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    settle_disk()
     server = twistedindex(
         data,
         free_port(),
@@ -104,8 +122,7 @@ def sync_twistedindex(work: Path, master_url: str, workers: int) -> dict[str, ob
 def sync_bandersnatch(work: Path, master_url: str, workers: int) -> dict[str, object]:
     bin_dir = venv(work, "bandersnatch", "bandersnatch==6.8.0")
     directory = work / "mirror-bandersnatch"
-    shutil.rmtree(directory, ignore_errors=True)
-    settle_disk()
+    os.sync()  # what the first timed run left dirty
     config = work / "bandersnatch.conf"
     config.write_text(
         "[mirror]\n"
@@ -157,6 +174,8 @@ def main() -> int:
     data = load_twistedindex(work, dists, args.projects, PASSWORD)
     master = twistedindex(data, free_port(), log_path=work / "mirror-master.log").start()
     get(master.url + "simple/")
+    venv(work, "bandersnatch", "bandersnatch==6.8.0")  # installed before any timing
+    clear_last_run(work)
     log("master up; syncing twistedindex's mirror")
     ours = sync_twistedindex(work, master.url, args.workers)
     log(f"twistedindex: {ours['seconds']:.1f} s; syncing bandersnatch")

@@ -326,3 +326,110 @@ def test_files_prepared_in_a_batch(tmp_path: Any, monkeypatch: pytest.MonkeyPatc
         with open(store.path(b2, f"demo-1.{index}-py3-none-any.whl") + ".metadata", "rb") as f:
             assert f.read() == b"META"
     assert all_files(store.tmp) == []
+
+
+def test_storing_files_deletes_no_inode(tmp_path: Any) -> None:
+    """
+    A placement's records are second names of its files in the staging
+    directory, never a directory each: storing files frees no inode (ext4
+    makes new files slow for a while after many are freed), and leaves
+    the staging directory as it found it.
+    """
+    store = FileStore(str(tmp_path))
+    inodes = []
+    for index in range(3):
+        file = staged(store, CONTENT + bytes([index]))
+        placement = store.prepare(file, f"demo-1.{index}-py3-none-any.whl", metadata=b"META")
+        instance = os.path.dirname(placement.links[0][0])
+        assert all(os.path.isfile(os.path.join(instance, name)) for name in os.listdir(instance))
+        inodes += [os.stat(recorded).st_ino for recorded, _ in placement.links]
+        placement.link()
+        placement.done()
+    b2s = [hashlib.blake2b(CONTENT + bytes([i]), digest_size=32).hexdigest() for i in range(3)]
+    stored = [
+        os.stat(store.path(b2, f"demo-1.{i}-py3-none-any.whl") + suffix).st_ino
+        for i, b2 in enumerate(b2s)
+        for suffix in ("", ".metadata")
+    ]
+    assert stored == inodes  # the very files staged, never copied or recreated
+    assert all_files(store.tmp) == []
+
+
+def test_a_long_filename_is_stored_and_recovered(tmp_path: Any) -> None:
+    """
+    A record names the content, not the file, so a filename near the
+    filesystem's limit of 255 bytes can be placed (and its METADATA beside
+    it), and recovery still finds it at its path.
+    """
+    name = "demo-1.0-cp312-abi3-" + ".".join(f"manylinux_2_{n}_x86_64" for n in range(5, 14)) + ".whl"
+    assert 220 < len(name + ".metadata") <= 255
+    store = FileStore(str(tmp_path))
+    placement = store.prepare(staged(store), name, metadata=b"META")
+    placement.link()
+    store.close_instance()  # dies before its commit, with its records
+    report = FileStore(str(tmp_path)).recover(lambda filename, b2: (filename, b2) == (name, B2))
+    assert (report.committed_kept, report.uncommitted_removed) == (2, 0)
+    assert all_files(store.root) == sorted([relative_path(B2, name), relative_path(B2, name + ".metadata")])
+    assert all_files(store.tmp) == []
+
+
+def test_recovery_removes_a_replacement_link_left_mid_rename(tmp_path: Any) -> None:
+    """
+    A process killed between linking a replacement under its hidden name
+    and renaming it over the leftover leaves that name; recovery removes it
+    with the rest, and settles the placement by its record.
+    """
+    store = FileStore(str(tmp_path))
+    placement = store.prepare(staged(store), "demo-1.0.tar.gz")
+    recorded = placement.links[0][0]
+    os.link(recorded, os.path.join(os.path.dirname(recorded), "." + os.path.basename(recorded)))
+    store.close_instance()
+    report = FileStore(str(tmp_path)).recover(lambda filename, b2: False)
+    assert report.uncommitted_removed == 1
+    assert all_files(store.root) == [] and all_files(store.tmp) == []
+
+
+def test_recovery_settles_records_of_the_earlier_layout(tmp_path: Any) -> None:
+    """
+    A record left as a directory C{<b2>.<token>/} holding the file under its
+    own name (the layout of earlier versions) is settled the same way.
+    """
+    store = FileStore(str(tmp_path))
+    target = store.path(B2, WHEEL)
+    os.makedirs(os.path.dirname(target))
+    with open(target, "wb") as f:
+        f.write(CONTENT)
+    dead = os.path.join(store.tmp, "otherhost.1.abcd")
+    record = os.path.join(dead, f"{B2}.1234")
+    os.makedirs(record)
+    os.link(target, os.path.join(record, WHEEL))
+    open(os.path.join(dead, ".lock"), "w").close()
+    report = store.recover(lambda filename, b2: False)
+    assert report.uncommitted_removed == 1
+    assert all_files(store.root) == [] and os.listdir(store.tmp) == []
+
+
+def test_a_failed_syncfs_fails_the_batch(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    syncfs reporting a write-back error means a write may be lost: paying
+    the batch raises it rather than going on as if the files were durable.
+    """
+    import ctypes
+    import errno
+
+    if filestore._syncfs is None:
+        pytest.skip("this platform has no syncfs")
+
+    def failing(fd: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(filestore, "_syncfs", failing)
+    store = FileStore(str(tmp_path))
+    with store.batch() as batch:
+        file = store.stage()
+        file.write(CONTENT)
+        file.finish(batch)
+        with pytest.raises(OSError) as raised:
+            batch.pay()
+    assert raised.value.errno == errno.EIO

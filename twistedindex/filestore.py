@@ -10,9 +10,11 @@ How a file arrives, so that a crash at any point leaves nothing half-stored:
 
  1. It is received into C{tmp/<instance>/recv-*} while hashed, then flushed
     and fsynced (L{StagedFile}).
- 2. L{FileStore.prepare} moves it, with a wheel's METADATA, into a record
-    directory C{tmp/<instance>/<b2>/} that says where it is going, and
-    hard-links it at that path if the path is free (L{Placement.prelink}).
+ 2. L{FileStore.prepare} renames it, with a wheel's METADATA beside it, to
+    a record C{tmp/<instance>/place-<b2>-<n>} that says what it is, and
+    hard-links it at its path if that is free (L{Placement.prelink}).  The
+    record is a second name of the placed file: recovery finds the placed
+    file by comparing the two.
  3. Inside the write transaction that records it (holding the database's
     write lock, after the checks that no committed row has its name or its
     bytes), L{Placement.link} links what prepare could not.  A file already
@@ -22,10 +24,17 @@ How a file arrives, so that a crash at any point leaves nothing half-stored:
     pages and downloads follow rows, never the directory.  (Every fsync
     the steps above owe is paid before this; a mirror taking many small
     files pays them together, see L{SyncBatch}.)
- 5. L{Placement.done} removes the record.  If the transaction failed, the
+ 5. L{Placement.done} unlinks the record.  If the transaction failed, the
     index asks the database, again under the write lock, whether a row holds
     the file (a commit's outcome can be unknown) and calls L{Placement.done}
     or L{Placement.undo}, which unlinks what was linked, then the record.
+
+Records are plain names in the staging directory, never a directory each:
+unlinking a record frees no inode (the file keeps its place in the store),
+so storing many files deletes nothing.  That matters on ext4, whose inode
+allocator steps over every inode freed in the last minute or so, one
+buffer lookup each: a directory made and removed per file slowed a mirror's
+sync several times over (measured by bench/mirror_bench.py).
 
 Removal runs the other way: L{FileStore.plan_removal} records the files in
 the transaction that deletes their rows, and L{Removal.done} unlinks them
@@ -48,6 +57,7 @@ import errno
 import fcntl
 import hashlib
 import io
+import itertools
 import os
 import secrets
 import socket
@@ -62,6 +72,7 @@ from twisted.logger import Logger
 log = Logger()
 
 _RECEIVING = "recv-"
+_PLACING = "place-"
 _REMOVING = "remove-"
 _NEW = ".new-"
 METADATA_SUFFIX = ".metadata"
@@ -133,6 +144,22 @@ def _find_syncfs() -> Callable[[int], int] | None:
 _syncfs = _find_syncfs()
 
 
+def _sync_filesystem(path: str) -> None:
+    """
+    syncfs(2) the filesystem holding C{path}.  Its failure (a write-back
+    error, since Linux 5.8) means some write may be lost: raised, never
+    passed over.
+    """
+    assert _syncfs is not None
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs: {os.strerror(code)}", path)
+    finally:
+        os.close(fd)
+
+
 class SyncBatch:
     """
     The fsyncs owed by several files written one after another (a mirror
@@ -147,26 +174,28 @@ class SyncBatch:
 
     def __init__(self, root: str) -> None:
         self._root = root
-        # Descriptors of the files, not their paths: they move (into their
-        # record) before the batch is paid.
+        self._owed = False
+        # Without syncfs: descriptors of the files, not their paths (they
+        # are renamed to their records before the batch is paid).
         self._files: list[int] = []
         self._directories: set[str] = set()
 
     def file(self, descriptor: int) -> None:
-        self._files.append(os.dup(descriptor))
+        self._owed = True
+        if _syncfs is None:
+            self._files.append(os.dup(descriptor))
 
     def directory(self, path: str) -> None:
-        self._directories.add(path)
+        self._owed = True
+        if _syncfs is None:
+            self._directories.add(path)
 
     def pay(self) -> None:
         try:
-            if _syncfs is not None and (self._files or self._directories):
-                fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    if _syncfs(fd) == 0:
-                        return
-                finally:
-                    os.close(fd)
+            if _syncfs is not None:
+                if self._owed:
+                    _sync_filesystem(self._root)
+                return
             for descriptor in self._files:
                 os.fsync(descriptor)
             for directory in sorted(self._directories):
@@ -177,7 +206,7 @@ class SyncBatch:
     def close(self) -> None:
         for descriptor in self._files:
             os.close(descriptor)
-        self._files, self._directories = [], set()
+        self._owed, self._files, self._directories = False, [], set()
 
     def __enter__(self) -> SyncBatch:
         return self
@@ -186,14 +215,26 @@ class SyncBatch:
         self.close()
 
 
-def _link_into_place(recorded: str, target: str, record: str) -> bool:
+def _link_into_place(recorded: str, target: str, prelinked: tuple[int, int] | None = None) -> bool:
     """
     Hard-link C{recorded} at C{target}, replacing a leftover file there.  A
-    replacement is linked under a hidden name in the record first (where a
-    crash leaves it for recovery), then renamed over the target.
+    replacement is linked under a hidden name beside the record first (where
+    a crash leaves it for recovery to remove), then renamed over the target.
 
+    :param prelinked: the (device, inode) that L{Placement.prelink} put at
+        the target: one look at the target shows whether it is still there.
+        (It can be gone: another process may replace it as a leftover, then
+        give up its own upload.)
     :return: whether the target changed (C{False}: it was this file already).
     """
+    if prelinked is not None:
+        try:
+            status = os.stat(target)
+        except FileNotFoundError:
+            pass
+        else:
+            if (status.st_dev, status.st_ino) == prelinked:
+                return False
     for attempt in range(3):
         _make_directories(os.path.dirname(target))
         try:
@@ -208,7 +249,7 @@ def _link_into_place(recorded: str, target: str, record: str) -> bool:
                 raise
     if os.path.samefile(recorded, target):
         return False
-    temporary = os.path.join(record, f".link-{secrets.token_hex(4)}")
+    temporary = os.path.join(os.path.dirname(recorded), "." + os.path.basename(recorded))
     os.link(recorded, temporary)
     os.replace(temporary, target)
     log.info("replaced a leftover file at {target}", target=target)
@@ -346,18 +387,17 @@ class Placement:
     """
     A file (and a wheel's METADATA) prepared to go into the store.
 
-    :ivar record: the record directory holding the files.
-    :ivar links: C{(recorded file, target path)} pairs.
+    :ivar links: C{(record, target path)} pairs: the file, then a wheel's
+        METADATA.
     :ivar root: the store's root, up to which emptied directories go.
     :ivar prelinked: the targets linked (durably) by L{prelink}, before the
-        write lock was taken.
+        write lock was taken, with the (device, inode) of the file put there.
     :ivar linked: L{link} ran.
     """
 
-    record: str
     links: list[tuple[str, str]]
     root: str
-    prelinked: set[str] = Factory(set)
+    prelinked: dict[str, tuple[int, int]] = Factory(dict)
     linked: bool = False
 
     @property
@@ -382,7 +422,8 @@ class Placement:
                 os.link(recorded, target)
             except (FileExistsError, FileNotFoundError):
                 continue  # taken, or its directory went: link() sees to it
-            self.prelinked.add(target)
+            status = os.stat(recorded)
+            self.prelinked[target] = (status.st_dev, status.st_ino)
         if self.prelinked:
             if batch is None:
                 _fsync_directory(os.path.dirname(self.links[0][1]))
@@ -404,26 +445,28 @@ class Placement:
         """
         changed = False
         for recorded, target in self.links:
-            changed |= _link_into_place(recorded, target, self.record)
+            changed |= _link_into_place(recorded, target, self.prelinked.get(target))
         self.linked = True
         return os.path.dirname(self.links[0][1]) if changed else None
 
     def done(self) -> None:
         """
-        The rows committed: forget the record.
+        The rows committed: forget the records.
         """
-        _remove_tree(self.record)
+        for recorded, _ in self.links:
+            _unlink_quietly(recorded)
 
     def undo(self) -> None:
         """
-        The rows did not commit: remove what was linked, then the record.
+        The rows did not commit: remove what was linked, then the records.
         Call it holding the write lock if the placement is L{placed}.
         """
         for recorded, target in self.links:
             _unlink_if_same(target, recorded)
         if self.links:
             prune(os.path.dirname(self.links[0][1]), self.root)
-        _remove_tree(self.record)
+        for recorded, _ in self.links:
+            _unlink_quietly(recorded)
 
 
 def link_all(placements: list[Placement]) -> None:
@@ -506,6 +549,9 @@ class FileStore:
         self.tmp = os.path.join(data_dir, "tmp")
         self._instance_dir: str | None = None
         self._instance_lock: int | None = None
+        # Names in the staging directory, which is this process's alone,
+        # need only a counter to be unique (no random bytes, no syscall).
+        self._names = itertools.count()
 
     # Reading
 
@@ -597,35 +643,34 @@ class FileStore:
         """
         A new, empty file to receive an upload or a mirrored file into.
         """
-        return StagedFile(os.path.join(self._instance(), _RECEIVING + secrets.token_hex(8)))
+        return StagedFile(os.path.join(self._instance(), f"{_RECEIVING}{next(self._names):x}"))
 
     def prepare(
         self, staged: StagedFile, filename: str, metadata: bytes | None = None, batch: SyncBatch | None = None
     ) -> Placement:
         """
-        Move a finished staged file (and, for wheels, its METADATA bytes) into
-        a record of where it is going.  This blocks on disk: call it off the
-        reactor thread, unless the file is small and its fsyncs are left to
-        a C{batch} (paid off the reactor thread).
+        Rename a finished staged file to a record of what it is (and write a
+        wheel's METADATA bytes beside it).  This blocks on disk: call it off
+        the reactor thread, unless the file is small and its fsyncs are left
+        to a C{batch} (paid off the reactor thread).
         """
         assert staged.digests is not None, "prepare() before finish()"
         blake2b_256 = staged.digests.blake2b_256
         # The record goes beside the staged file, in this process's staging
-        # directory.
+        # directory.  It names the content, not the file: recovery finds the
+        # file's name at its path (filenames can be long).
         instance = os.path.dirname(staged.path)
-        record = os.path.join(instance, f"{blake2b_256}.{secrets.token_hex(4)}")
-        os.mkdir(record)
-        recorded = os.path.join(record, filename)
+        recorded = os.path.join(instance, f"{_PLACING}{blake2b_256}-{next(self._names):x}")
+        target = self.path(blake2b_256, filename)
+        placement = Placement([(recorded, target)], self.root)
+        os.rename(staged.path, recorded)
+        # The record owns the file now, whatever happens next.
+        staged.path, staged.prepared = recorded, True
         try:
-            os.rename(staged.path, recorded)
-            # The record owns the file now, whatever happens next.
-            staged.path, staged.prepared = recorded, True
-            target = self.path(blake2b_256, filename)
-            placement = Placement(record, [(recorded, target)], self.root)
             if metadata is not None:
-                with open(recorded + METADATA_SUFFIX, "xb") as f:
+                # (Unbuffered: one write, and no isatty() call.)
+                with open(recorded + METADATA_SUFFIX, "xb", buffering=0) as f:
                     f.write(metadata)
-                    f.flush()
                     if batch is None:
                         os.fsync(f.fileno())
                     else:
@@ -640,8 +685,9 @@ class FileStore:
             _make_directories(os.path.dirname(target), batch)
             placement.prelink(batch)
         except BaseException:
-            # Nothing is linked yet: the record and what it holds just go.
-            _remove_tree(record)
+            # Nothing is linked yet: the records just go.
+            for recorded, _ in placement.links:
+                _unlink_quietly(recorded)
             raise
         return placement
 
@@ -652,7 +698,7 @@ class FileStore:
         Record C{(blake2b_256, filename)} files whose rows are being deleted.
         Call it inside the deleting transaction.
         """
-        record = os.path.join(self._instance(), _REMOVING + secrets.token_hex(8))
+        record = os.path.join(self._instance(), f"{_REMOVING}{next(self._names):x}")
         os.mkdir(record)
         with open(os.path.join(record, "files"), "w", encoding="utf-8") as f:
             f.writelines(f"{blake2b_256} {filename}\n" for blake2b_256, filename in files)
@@ -691,15 +737,21 @@ class FileStore:
                     path = os.path.join(directory, name)
                     if name == ".lock":
                         continue
-                    if name.startswith(_RECEIVING) or not os.path.isdir(path):
-                        partial += 1
-                        _unlink_quietly(path)
+                    if name.startswith(_PLACING):
+                        kept, removed = self._settle_record(path, is_stored)
                     elif name.startswith(_REMOVING):
                         removals += self._settle_removal(path, is_stored)
+                        continue
+                    elif os.path.isdir(path):
+                        kept, removed = self._settle_record_directory(path, name.split(".")[0], is_stored)
                     else:
-                        kept, removed = self._settle_placement(path, name.split(".")[0], is_stored)
-                        committed += kept
-                        uncommitted += removed
+                        # A partial reception, or a replacement's link
+                        # never renamed into place.
+                        partial += name.startswith(_RECEIVING)
+                        _unlink_quietly(path)
+                        continue
+                    committed += kept
+                    uncommitted += removed
                 _unlink_quietly(os.path.join(directory, ".lock"))
                 os.rmdir(directory)
             finally:
@@ -723,9 +775,47 @@ class FileStore:
         finally:
             os.close(lock)
 
-    def _settle_placement(
+    def _settle_record(self, record: str, is_stored: Callable[[str, str], bool]) -> tuple[int, int]:
+        """
+        Settle one placement record, C{place-<b2>-<n>}, or its METADATA's:
+        the file at the content's path that is the record's other name, if
+        any, is kept if a committed row holds it and unlinked if not.
+
+        :return: files kept and removed (0 or 1 each).
+        """
+        blake2b_256 = os.path.basename(record)[len(_PLACING) :].split("-", 1)[0]
+        directory = os.path.dirname(self.path(blake2b_256, "-"))
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            names = []
+        kept = removed = 0
+        for name in names:
+            placed = os.path.join(directory, name)
+            try:
+                if not os.path.samefile(placed, record):
+                    continue
+            except FileNotFoundError:
+                continue  # removed meanwhile by a live process
+            # Distribution filenames end in .whl, .tar.gz or .zip, so this
+            # suffix marks a wheel's METADATA, which belongs to the wheel.
+            owner = name.removesuffix(METADATA_SUFFIX)
+            if is_stored(owner, blake2b_256):
+                kept = 1
+            elif _unlink_if_same(placed, record):
+                removed = 1
+                prune(directory, self.root)
+            break
+        _unlink_quietly(record)
+        return kept, removed
+
+    def _settle_record_directory(
         self, record: str, blake2b_256: str, is_stored: Callable[[str, str], bool]
     ) -> tuple[int, int]:
+        """
+        Settle a record in the layout of earlier versions: a directory
+        C{<b2>.<token>/} holding the file under its own name.
+        """
         kept = removed = 0
         for filename in sorted(os.listdir(record)):
             if filename.startswith("."):
