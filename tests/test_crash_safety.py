@@ -91,6 +91,21 @@ def staged_files(data_dir: str) -> list[str]:
     return found
 
 
+def recorded_and_placed(data_dir: str, dist: Path) -> bool:
+    """
+    Whether an upload's file and METADATA are prepared: recorded (the only
+    staged files, named for the content) and put at their free path.
+    """
+    placed = stored_path(data_dir, dist)
+    records = sorted(staged_files(data_dir))
+    if len(records) != 2 or not os.path.exists(placed + ".metadata"):
+        return False
+    blake2b_256 = "".join(placed.split(os.sep)[-4:-1])
+    return all(os.path.basename(r).startswith(f"place-{blake2b_256}-") for r in records) and (
+        os.path.samefile(records[0], placed) and os.path.samefile(records[1], placed + ".metadata")
+    )
+
+
 def start_index(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[RunningIndex, str, str | None]:
     """
     A daemon on C{backend} with a fresh data directory and the user "crash".
@@ -132,12 +147,10 @@ def test_kill_while_waiting_to_commit(backend: str, tmp_path: Path, request: pyt
     with write_lock(backend, data_dir, dsn):
         thread = threading.Thread(target=lambda: _ignore_errors(send_upload, index, dist, "crashing"), daemon=True)
         thread.start()
-        # The file and its METADATA are prepared beside their record (and
-        # put at their free path, which serves nothing without a row); the
-        # transaction that would commit them waits for the lock.  Die now.
-        wait_for(
-            lambda: sorted(os.path.basename(p) for p in staged_files(data_dir)) == [dist.name, dist.name + ".metadata"]
-        )
+        # The file and its METADATA are recorded (and put at their free
+        # path, which serves nothing without a row); the transaction that
+        # would commit them waits for the lock.  Die now.
+        wait_for(lambda: recorded_and_placed(data_dir, dist))
         assert rows(backend, data_dir, dsn) == before
         file_url = index.url + "packages/" + relative_path(sha(dist), dist.name)
         assert get(file_url).status == 404
@@ -294,9 +307,7 @@ def test_client_gone_while_the_upload_waits_to_commit(
     before = rows(backend, data_dir, dsn)
     with write_lock(backend, data_dir, dsn):
         connection = partial_upload(index, dist, 1.0)
-        wait_for(
-            lambda: sorted(os.path.basename(p) for p in staged_files(data_dir)) == [dist.name, dist.name + ".metadata"]
-        )
+        wait_for(lambda: recorded_and_placed(data_dir, dist))
         connection.close()
         time.sleep(0.2)  # the daemon sees the connection go
     wait_for(lambda: rows(backend, data_dir, dsn)[0] == before[0] + 1)

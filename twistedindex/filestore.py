@@ -89,6 +89,15 @@ class Digests:
     sha256: str
     blake2b_256: str
 
+    @classmethod
+    def of(cls, content: bytes) -> Digests:
+        return cls(
+            len(content),
+            hashlib.md5(content, usedforsecurity=False).hexdigest(),
+            hashlib.sha256(content).hexdigest(),
+            hashlib.blake2b(content, digest_size=32).hexdigest(),
+        )
+
 
 def relative_path(blake2b_256: str, filename: str) -> str:
     """
@@ -254,6 +263,20 @@ def _link_into_place(recorded: str, target: str, prelinked: tuple[int, int] | No
     os.replace(temporary, target)
     log.info("replaced a leftover file at {target}", target=target)
     return True
+
+
+def _write_new(path: str, content: bytes, batch: SyncBatch | None) -> None:
+    """
+    Write a new file of C{content}, durably, or leave its fsync to C{batch}.
+    (Unbuffered: one write call, and no isatty() call.)
+    """
+    with open(path, "xb", buffering=0) as f:
+        if f.write(content) != len(content):
+            raise OSError(errno.EIO, "short write", path)
+        if batch is None:
+            os.fsync(f.fileno())
+        else:
+            batch.file(f.fileno())
 
 
 def _unlink_quietly(path: str) -> None:
@@ -655,27 +678,48 @@ class FileStore:
         to a C{batch} (paid off the reactor thread).
         """
         assert staged.digests is not None, "prepare() before finish()"
-        blake2b_256 = staged.digests.blake2b_256
         # The record goes beside the staged file, in this process's staging
-        # directory.  It names the content, not the file: recovery finds the
-        # file's name at its path (filenames can be long).
-        instance = os.path.dirname(staged.path)
-        recorded = os.path.join(instance, f"{_PLACING}{blake2b_256}-{next(self._names):x}")
-        target = self.path(blake2b_256, filename)
-        placement = Placement([(recorded, target)], self.root)
+        # directory.
+        recorded = self._record(os.path.dirname(staged.path), staged.digests.blake2b_256)
         os.rename(staged.path, recorded)
         # The record owns the file now, whatever happens next.
         staged.path, staged.prepared = recorded, True
+        return self._place(recorded, staged.digests.blake2b_256, filename, metadata, batch)
+
+    def prepare_bytes(
+        self, content: bytes, digests: Digests, filename: str, metadata: bytes | None, batch: SyncBatch
+    ) -> Placement:
+        """
+        L{prepare} for a small file whose bytes are in memory (a mirror's,
+        checked against C{digests}, which are theirs): written straight to
+        its record, its fsyncs left to C{batch}.
+        """
+        recorded = self._record(self._instance(), digests.blake2b_256)
+        try:
+            _write_new(recorded, content, batch)
+        except BaseException:
+            _unlink_quietly(recorded)
+            raise
+        return self._place(recorded, digests.blake2b_256, filename, metadata, batch)
+
+    def _record(self, instance: str, blake2b_256: str) -> str:
+        # A record names the content, not the file: recovery finds the
+        # file's name at its path (filenames can be long).
+        return os.path.join(instance, f"{_PLACING}{blake2b_256}-{next(self._names):x}")
+
+    def _place(
+        self, recorded: str, blake2b_256: str, filename: str, metadata: bytes | None, batch: SyncBatch | None
+    ) -> Placement:
+        """
+        Write a wheel's METADATA beside the C{recorded} file, and link both
+        at their path if it is free.
+        """
+        target = self.path(blake2b_256, filename)
+        placement = Placement([(recorded, target)], self.root)
         try:
             if metadata is not None:
-                # (Unbuffered: one write, and no isatty() call.)
-                with open(recorded + METADATA_SUFFIX, "xb", buffering=0) as f:
-                    f.write(metadata)
-                    if batch is None:
-                        os.fsync(f.fileno())
-                    else:
-                        batch.file(f.fileno())
                 placement.links.append((recorded + METADATA_SUFFIX, target + METADATA_SUFFIX))
+                _write_new(recorded + METADATA_SUFFIX, metadata, batch)
             # The directories the file goes into are made now, and the file
             # put at its path if that is free, outside the write lock (see
             # Placement.prelink).  (The record itself is not fsynced: a power
@@ -686,8 +730,8 @@ class FileStore:
             placement.prelink(batch)
         except BaseException:
             # Nothing is linked yet: the records just go.
-            for recorded, _ in placement.links:
-                _unlink_quietly(recorded)
+            for record, _ in placement.links:
+                _unlink_quietly(record)
             raise
         return placement
 

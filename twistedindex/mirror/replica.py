@@ -163,7 +163,7 @@ class Replica:
         threads spent their time taking the GIL from one another, measured
         by bench/mirror_bench.py.)
         """
-        taken: list[tuple[StagedFile, _Taken]] = []
+        taken: list[tuple[StagedFile | None, _Taken]] = []
         prepared: list[PreparedFile] = []
         async with self._downloads:
             try:
@@ -180,11 +180,12 @@ class Replica:
                     prepared + [PreparedFile(f, r[0], r[3], None, None) for f, (_, r) in rest if r[3] is not None]
                 )
                 for staged, _ in taken:
-                    staged.discard()
+                    if staged is not None:
+                        staged.discard()
                 raise
         return prepared
 
-    async def _completed(self, file: FileSnapshot, staged: StagedFile, taken: _Taken) -> PreparedFile:
+    async def _completed(self, file: FileSnapshot, staged: StagedFile | None, taken: _Taken) -> PreparedFile:
         """
         A taken file, prepared: when the upstream serves other metadata bytes
         than the wheel holds, its own are fetched and the file prepared with
@@ -192,6 +193,7 @@ class Replica:
         """
         digests, metadata, described, placement = taken
         if placement is None:
+            assert staged is not None  # a file prepared from bytes has its placement
             metadata = await self._upstream_metadata(file)
             placement = await self.index.blocking(self.files.prepare, staged, file.filename, metadata)
         return PreparedFile(
@@ -278,11 +280,18 @@ class Replica:
         return serial_after
 
     async def _settle(self, prepared: list[PreparedFile], removal: Removal | None, committed: bool = False) -> None:
-        # Records to drop (committed) and placements never put at their
-        # paths go in one trip to a worker thread.
-        plain = [file.placement for file in prepared if committed or not file.placement.placed]
+        if committed:
+            # The records of files put in place are their second names:
+            # unlinking them frees nothing, and costs less here than a trip
+            # to a worker thread.
+            for file in prepared:
+                if file.placement.placed:
+                    file.placement.done()
+        # Placements never put at their paths (their files go) in one trip
+        # to a worker thread.
+        plain = [file.placement for file in prepared if not file.placement.placed]
         if plain:
-            await self.index.blocking(_settle_plainly, plain, committed)
+            await self.index.blocking(_undo_all, plain)
         for file in prepared:
             if file.placement.placed and not committed:
                 # Linked, then the transaction failed: settled under the
@@ -303,21 +312,29 @@ class Replica:
 _Taken = tuple[Digests, bytes | None, ReleaseMetadata | None, Placement | None]
 
 
-def _settle_plainly(placements: list[Placement], committed: bool) -> None:
+def _undo_all(placements: list[Placement]) -> None:
     for placement in placements:
-        if committed and placement.placed:
-            placement.done()
-        else:
-            placement.undo()
+        placement.undo()
 
 
 def _take_small(
     store: FileStore, body: bytes, file: FileSnapshot, describe_release: bool, batch: SyncBatch | None = None
-) -> tuple[StagedFile, _Taken]:
+) -> tuple[StagedFile | None, _Taken]:
     """
     On a worker thread: stage a file read whole, check its SHA-256, and go
-    on as L{_take_download} does.
+    on as L{_take_download} does.  With a C{batch}, and when the file need
+    not be opened for its metadata, it goes straight to its record instead
+    (no staged file: L{None} in its place).
     """
+    if batch is not None and not describe_release:
+        metadata = _metadata_sent(file)
+        if metadata is not None or not file.filename.endswith(".whl") or file.core_metadata is False:
+            digests = Digests.of(body)
+            if not hmac.compare_digest(digests.sha256, file.sha256):
+                raise UpstreamError(f"{file.url}: sha256 {digests.sha256} instead of {file.sha256}")
+            _check_digests(file, digests)
+            placement = store.prepare_bytes(body, digests, file.filename, metadata, batch)
+            return None, (digests, metadata, None, placement)
     staged = store.stage()
     try:
         staged.write(body)
@@ -334,7 +351,7 @@ def _take_inline(
     files: list[FileSnapshot],
     describe_release: bool,
     batch: SyncBatch,
-    taken: list[tuple[StagedFile, _Taken]],
+    taken: list[tuple[StagedFile | None, _Taken]],
 ) -> None:
     """
     L{_take_small} for each of C{files}, whose bytes came inline, onto
@@ -360,12 +377,11 @@ def _take_download(
     digests = staged.finish(batch)
     _check_digests(file, digests)
     is_wheel = file.filename.endswith(".whl")
-    if file.metadata_content is not None and isinstance(file.core_metadata, str) and not describe_release:
+    sent = _metadata_sent(file) if not describe_release else None
+    if sent is not None:
         # The upstream sent its metadata file along: no need to open the
         # wheel for it.
-        if not hmac.compare_digest(hashlib.sha256(file.metadata_content).hexdigest(), file.core_metadata):
-            raise UpstreamError(f"{file.url}.metadata: does not match its sha256 {file.core_metadata}")
-        return digests, file.metadata_content, None, store.prepare(staged, file.filename, file.metadata_content, batch)
+        return digests, sent, None, store.prepare(staged, file.filename, sent, batch)
     contents = None
     if is_wheel or describe_release:
         try:
@@ -382,6 +398,18 @@ def _take_download(
             return digests, None, described, None
         metadata = extracted
     return digests, metadata, described, store.prepare(staged, file.filename, metadata, batch)
+
+
+def _metadata_sent(file: FileSnapshot) -> bytes | None:
+    """
+    The metadata file the upstream sent along with C{file}, checked against
+    the SHA-256 its page gives, or C{None} if it sent none.
+    """
+    if file.metadata_content is None or not isinstance(file.core_metadata, str):
+        return None
+    if not hmac.compare_digest(hashlib.sha256(file.metadata_content).hexdigest(), file.core_metadata):
+        raise UpstreamError(f"{file.url}.metadata: does not match its sha256 {file.core_metadata}")
+    return file.metadata_content
 
 
 def _check_digests(file: FileSnapshot, digests: Digests) -> None:

@@ -223,6 +223,10 @@ class MirrorService(Service):
         """
         applied, known = await self.store.read(_mirror_state)
         entries: list[JournalEntry] = []
+        # The projects here at the start of a first sync: one not among them
+        # has nothing local to read (only this round, holding the lease,
+        # adds projects to a mirror).  None: read each project's.
+        present: frozenset[str] | None = None
         if applied is None:
             listing = await upstream.listing()
             target = max(listing.values(), default=0)
@@ -232,11 +236,8 @@ class MirrorService(Service):
                 if self._is_allowed(normalize(name)) and _behind(known, normalize(name), serial)
             ]
             listed = {normalize(name) for name in listing}
-            wanted += [
-                Wanted(name, None)
-                for name in await self.store.read(_local_projects)
-                if name not in listed and self._is_allowed(name)
-            ]
+            present = frozenset(await self.store.read(_local_projects))
+            wanted += [Wanted(name, None) for name in sorted(present) if name not in listed and self._is_allowed(name)]
             log.info("mirror: first sync, {todo} projects to serial {target}", todo=len(wanted), target=target)
         else:
             entries = await upstream.changelog(applied)
@@ -251,7 +252,7 @@ class MirrorService(Service):
                     target=target,
                 )
         signatures = not upstream.replica and await self._upstream_signs(upstream)
-        failed = await self._bring_all(wanted, lambda w, p: self._bring_serial(upstream, w, p, signatures))
+        failed = await self._bring_all(wanted, lambda w, p: self._bring_serial(upstream, w, p, signatures, present))
         if applied is None:
             reached: int | None = None if failed else target
         else:
@@ -341,7 +342,12 @@ class MirrorService(Service):
         await self._take_lease()  # renewed while the round goes on
 
     async def _bring_serial(
-        self, upstream: SerialUpstream, wanted: Wanted, progress: Progress, signatures: bool
+        self,
+        upstream: SerialUpstream,
+        wanted: Wanted,
+        progress: Progress,
+        signatures: bool,
+        present: frozenset[str] | None = None,
     ) -> None:
         replica = self.replica
         key = wanted.normalized_name
@@ -350,7 +356,10 @@ class MirrorService(Service):
             await replica.remove(key, wanted.serial or 0)
             return
         serial = snapshot.serial if snapshot.serial is not None else wanted.serial
-        _, releases, files = await replica.local(key)
+        if present is not None and key not in present:
+            releases, files = {}, {}
+        else:
+            _, releases, files = await replica.local(key)
         needed = [f for f in snapshot.files if f.filename not in files or files[f.filename].sha256 != f.sha256]
         describe = [
             version
