@@ -328,6 +328,27 @@ def test_upstream_faults_are_never_served(tmp_path: Path, fault: Fault, warehous
     master.stop()
 
 
+def test_gzipped_pages_are_read(tmp_path: Path) -> None:
+    """
+    An upstream that sends its pages gzipped, as PyPI does (its JSON pages
+    shrink several times over), is followed: the mirror asks for gzip and
+    reads what comes.
+    """
+    master = start_master(tmp_path / "master")
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    assert upload(master, wheel(dists, "squeezed", "1.0"), "squeezed", "1.0").status == 200
+    with upstream_proxy(master.url) as proxy:
+        proxy.add(Fault(r"^/\+replica/", "404"))  # read the JSON API, as from Warehouse
+        pages = proxy.add(Fault(r"^/pypi/squeezed/", "gzip"))
+        mirror = start_mirror(tmp_path / "mirror", proxy.url)
+        eventually(lambda: same_pages(master, mirror, ["squeezed"]), what="the first sync")
+        assert pages.hits >= 1
+        assert stored_files(mirror.data_dir) == stored_files(master.data_dir)
+        mirror.stop()
+    master.stop()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

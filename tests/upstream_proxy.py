@@ -9,6 +9,7 @@ it, as many times as it says (or until removed).
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import re
 import threading
@@ -28,7 +29,8 @@ class Fault:
     :ivar kind: C{"500"}, C{"404"}, C{"truncate"} (half the body, then the
         connection closes), C{"corrupt"} (one byte changed), C{"stale"}
         (C{X-PyPI-Last-Serial} lowered by one), C{"delay"} (C{seconds}
-        before answering).
+        before answering), C{"gzip"} (the body gzipped, as PyPI sends its
+        pages; a request that does not accept gzip is refused with 406).
     :ivar times: how many requests it applies to; C{None} for all.
     """
 
@@ -121,6 +123,11 @@ class UpstreamProxy:
             return
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
+        if fault is not None and fault.kind == "gzip" and "gzip" not in handler.headers.get("Accept-Encoding", ""):
+            handler.send_response(406)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
         connection = http.client.HTTPConnection(self.target_host, self.target_port, timeout=60)
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")}
         connection.request(handler.command, handler.path, body=body, headers=headers)
@@ -135,6 +142,9 @@ class UpstreamProxy:
             if lowered == "x-pypi-last-serial" and fault is not None and fault.kind == "stale":
                 value = str(int(value) - 1)
             handler.send_header(name, value)
+        if fault is not None and fault.kind == "gzip":
+            content = gzip.compress(content)
+            handler.send_header("Content-Encoding", "gzip")
         if fault is not None and fault.kind == "corrupt" and content:
             middle = len(content) // 2
             content = content[:middle] + bytes([content[middle] ^ 0xFF]) + content[middle + 1 :]

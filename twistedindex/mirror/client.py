@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_mirror_client -*-
 """
-The mirror's HTTP client: treq over a persistent connection pool, with the
-limits a long-running replica needs.
+The mirror's HTTP client, over a persistent connection pool, with the
+limits a long-running replica needs: treq for XML-RPC calls, and a bare
+Agent for the many pages and files.
 
 Every response body is read with a size limit and an idle timeout (an
 upstream that stops sending is given up on, not waited for), and a file is
@@ -24,7 +25,15 @@ from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
-from twisted.web.client import URI, Agent, HTTPConnectionPool, ResponseDone, _HTTP11ClientFactory
+from twisted.web.client import (
+    URI,
+    Agent,
+    ContentDecoderAgent,
+    GzipDecoder,
+    HTTPConnectionPool,
+    ResponseDone,
+    _HTTP11ClientFactory,
+)
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory, IResponse
@@ -133,12 +142,15 @@ class UpstreamClient:
         self._pool = _Pool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = connections
         self._pool.retryAutomatically = True
+        # treq for XML-RPC calls, which are few.
         self._http = HTTPClient(Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=self._pool))
-        # Files go through a bare Agent over the same pool: a mirror fetches
-        # tens of thousands, and treq's layers (URL parsing, cookies,
-        # redirects, content decoding) cost more CPU than the transfer
-        # itself (measured: bench/mirror_bench.py).  Endpoints are made once.
+        # Pages and files go through a bare Agent over the same pool: a
+        # mirror fetches tens of thousands, and treq's layers (URL parsing,
+        # cookies) cost more CPU than the transfer itself (measured:
+        # bench/mirror_bench.py).  Endpoints are made once.  Pages may come
+        # gzipped (PyPI's JSON pages shrink several times over).
         self._files = Agent.usingEndpointFactory(reactor, _Endpoints(reactor), pool=self._pool)
+        self._pages = ContentDecoderAgent(self._files, [(b"gzip", GzipDecoder)])
 
     def url(self, path: str) -> str:
         return path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
@@ -188,12 +200,12 @@ class UpstreamClient:
         L{Page} with no body.
         """
         url = self.url(path)
-        headers: dict[str, list[str]] = {}
+        headers = Headers({b"User-Agent": [USER_AGENT.encode()]})
         if accept:
-            headers["Accept"] = [accept]
+            headers.setRawHeaders(b"Accept", [accept.encode("latin-1")])
         if etag:
-            headers["If-None-Match"] = [etag]
-        response = await self._request("GET", url, headers=headers)
+            headers.setRawHeaders(b"If-None-Match", [etag.encode("latin-1")])
+        response = await self._get(url, headers, (200, 304), self._pages)
         pieces: list[bytes] = []
         if response.code == 304:
             await self._drain(response, url)
@@ -225,7 +237,7 @@ class UpstreamClient:
         staged file is left for the caller to place or discard.
         """
         url = self.url(path)
-        response = await self._file_response(url)
+        response = await self._get(url)
         limit = size if size is not None else PAGE_LIMIT * 64
         await self._read(response, url, staged.write, limit)
         digests = staged.peek_digests()
@@ -240,7 +252,7 @@ class UpstreamClient:
         checks its digests.
         """
         url = self.url(path)
-        response = await self._file_response(url)
+        response = await self._get(url)
         pieces: list[bytes] = []
         await self._read(response, url, pieces.append, size)
         body = b"".join(pieces)
@@ -248,12 +260,20 @@ class UpstreamClient:
             raise UpstreamError(f"{url}: {len(body)} bytes instead of {size}")
         return body
 
-    async def _file_response(self, url: str) -> IResponse:
-        headers = Headers({b"User-Agent": [USER_AGENT.encode()]})
+    async def _get(
+        self, url: str, headers: Headers | None = None, expected: tuple[int, ...] = (200,), agent: Any = None
+    ) -> IResponse:
+        """
+        GET C{url}, following redirects.
+        """
+        if headers is None:
+            headers = Headers({b"User-Agent": [USER_AGENT.encode()]})
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                response: IResponse = await self._files.request(b"GET", _url_bytes(url), headers).addTimeout(
-                    RESPONSE_TIMEOUT, self._reactor
+                response: IResponse = (
+                    await (agent or self._files)
+                    .request(b"GET", _url_bytes(url), headers)
+                    .addTimeout(RESPONSE_TIMEOUT, self._reactor)
                 )
             except (CancelledError, DeferredTimeout):
                 raise UpstreamError(f"{url}: no answer in {RESPONSE_TIMEOUT:g} seconds") from None
@@ -264,7 +284,7 @@ class UpstreamClient:
                 await self._drain(response, url)
                 url = urljoin(url, location[0].decode("latin-1"))
                 continue
-            await self._check(response, url, (200,))
+            await self._check(response, url, expected)
             return response
         raise UpstreamError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
