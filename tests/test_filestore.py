@@ -5,6 +5,8 @@ each step of storing a file.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import os
 import subprocess
@@ -409,27 +411,114 @@ def test_recovery_settles_records_of_the_earlier_layout(tmp_path: Any) -> None:
     assert all_files(store.root) == [] and os.listdir(store.tmp) == []
 
 
+def syncfs_failing_with(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """
+    Make syncfs fail with C{code} (where the platform has syncfs).
+    """
+    if filestore._syncfs is None:
+        pytest.skip("this platform has no syncfs")
+
+    def failing(fd: int) -> int:
+        ctypes.set_errno(code)
+        return -1
+
+    monkeypatch.setattr(filestore, "_syncfs", failing)
+
+
+def pay_for_one_file(store: FileStore) -> None:
+    with store.batch() as batch:
+        file = store.stage()
+        file.write(CONTENT)
+        file.finish(batch)
+        batch.pay()
+
+
 def test_a_failed_syncfs_fails_the_batch(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """
     syncfs reporting a write-back error means a write may be lost: paying
     the batch raises it rather than going on as if the files were durable.
     """
-    import ctypes
-    import errno
-
-    if filestore._syncfs is None:
-        pytest.skip("this platform has no syncfs")
-
-    def failing(fd: int) -> int:
-        ctypes.set_errno(errno.EIO)
-        return -1
-
-    monkeypatch.setattr(filestore, "_syncfs", failing)
-    store = FileStore(str(tmp_path))
-    with store.batch() as batch:
-        file = store.stage()
-        file.write(CONTENT)
-        file.finish(batch)
-        with pytest.raises(OSError) as raised:
-            batch.pay()
+    syncfs_failing_with(monkeypatch, errno.EIO)
+    with pytest.raises(OSError) as raised:
+        pay_for_one_file(FileStore(str(tmp_path)))
     assert raised.value.errno == errno.EIO
+
+
+def test_a_forbidden_syncfs_falls_back(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Where syncfs exists but is forbidden (a sandbox), the batch in hand is
+    still made durable, and later batches fsync each file.
+    """
+    syncfs_failing_with(monkeypatch, errno.EPERM)
+    synced: list[str] = []
+    monkeypatch.setattr(filestore.os, "sync", lambda: synced.append("sync"))
+    store = FileStore(str(tmp_path))
+    pay_for_one_file(store)
+    assert synced == ["sync"] and filestore._syncfs is None
+    fsynced: list[int] = []
+    monkeypatch.setattr(filestore.os, "fsync", lambda fd: fsynced.append(fd))
+    pay_for_one_file(store)
+    assert len(fsynced) == 1 and synced == ["sync"]
+
+
+def test_a_link_failing_part_way_leaves_the_placement_to_settle_under_the_lock(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    If linking the METADATA fails after the file itself was linked, the
+    placement counts as placed: it is settled under the write lock, never
+    undone as if nothing were at its path.
+    """
+    store = FileStore(str(tmp_path))
+    target = store.path(B2, WHEEL)
+    os.makedirs(os.path.dirname(target))
+    for path in (target, target + ".metadata"):
+        with open(path, "wb") as f:
+            f.write(b"leftover")  # so that prepare() links nothing
+    placement = store.prepare(staged(store), WHEEL, metadata=b"META")
+    assert not placement.placed
+    real = filestore._link_into_place
+    calls: list[str] = []
+
+    def failing_second(recorded: str, target: str, prelinked: Any = None) -> bool:
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(5, "injected", target)
+        return real(recorded, target, prelinked)
+
+    monkeypatch.setattr(filestore, "_link_into_place", failing_second)
+    with pytest.raises(OSError):
+        placement.link()
+    assert placement.placed
+    with open(target, "rb") as f:
+        assert f.read() == CONTENT
+
+
+def test_a_prelink_failing_part_way_keeps_the_records_for_recovery(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    If prepare() fails after putting the file at its free path, the records
+    stay (a file at its path is removed only under the write lock), and the
+    next start's recovery removes what no row holds.
+    """
+    store = FileStore(str(tmp_path))
+    real = os.link
+    links: list[str] = []
+
+    def failing_second(source: str, destination: str) -> None:
+        links.append(destination)
+        if len(links) == 2:
+            raise OSError(5, "injected", destination)
+        real(source, destination)
+
+    monkeypatch.setattr(filestore.os, "link", failing_second)
+    with pytest.raises(OSError):
+        store.prepare(staged(store), WHEEL, metadata=b"META")
+    monkeypatch.setattr(filestore.os, "link", real)
+    assert all_files(store.root) == [relative_path(B2, WHEEL)]
+    assert len(all_files(store.tmp)) == 2  # the file's record and its METADATA's
+    store.close_instance()
+    report = FileStore(str(tmp_path)).recover(lambda filename, b2: False)
+    assert report.uncommitted_removed == 1
+    assert all_files(store.root) == [] and all_files(store.tmp) == []

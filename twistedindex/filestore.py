@@ -153,20 +153,9 @@ def _find_syncfs() -> Callable[[int], int] | None:
 _syncfs = _find_syncfs()
 
 
-def _sync_filesystem(path: str) -> None:
-    """
-    syncfs(2) the filesystem holding C{path}.  Its failure (a write-back
-    error, since Linux 5.8) means some write may be lost: raised, never
-    passed over.
-    """
-    assert _syncfs is not None
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _syncfs(fd) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"syncfs: {os.strerror(code)}", path)
-    finally:
-        os.close(fd)
+# Errors by which syncfs says it cannot be used here at all (a sandbox that
+# forbids it, say), rather than that a write failed.
+_SYNCFS_UNAVAILABLE = (errno.ENOSYS, errno.EPERM, errno.EACCES)
 
 
 class SyncBatch:
@@ -175,14 +164,18 @@ class SyncBatch:
     taking a project's small files), paid together by L{pay}: one
     C{syncfs(2)} of the store's filesystem where Linux offers it, which
     writes back and flushes everything at once, instead of three or four
-    fsyncs a file (measured: bench/mirror_bench.py).  Elsewhere, or if
-    syncfs fails, each file and directory is fsynced in turn.  Nothing that
-    needs the files to be durable may happen before L{pay} returns.  Use
-    it in a C{with} block, which lets go of the files it holds.
+    fsyncs a file (measured: bench/mirror_bench.py).  Elsewhere, each file
+    and directory is fsynced in turn.  Nothing that needs the files to be
+    durable may happen before L{pay} returns.  Use it in a C{with} block,
+    which lets go of the descriptors it holds.
     """
 
     def __init__(self, root: str) -> None:
         self._root = root
+        # syncfs reports the write-back errors met since its descriptor was
+        # opened: opened before the batch's writes, it misses none of
+        # theirs (even one that another caller's syncfs reported first).
+        self._filesystem = os.open(root, os.O_RDONLY | os.O_DIRECTORY) if _syncfs is not None else None
         self._owed = False
         # Without syncfs: descriptors of the files, not their paths (they
         # are renamed to their records before the batch is paid).
@@ -191,19 +184,19 @@ class SyncBatch:
 
     def file(self, descriptor: int) -> None:
         self._owed = True
-        if _syncfs is None:
+        if self._filesystem is None:
             self._files.append(os.dup(descriptor))
 
     def directory(self, path: str) -> None:
         self._owed = True
-        if _syncfs is None:
+        if self._filesystem is None:
             self._directories.add(path)
 
     def pay(self) -> None:
         try:
-            if _syncfs is not None:
+            if self._filesystem is not None:
                 if self._owed:
-                    _sync_filesystem(self._root)
+                    self._sync_filesystem(self._filesystem)
                 return
             for descriptor in self._files:
                 os.fsync(descriptor)
@@ -212,10 +205,28 @@ class SyncBatch:
         finally:
             self.close()
 
+    def _sync_filesystem(self, descriptor: int) -> None:
+        global _syncfs
+        syncfs = _syncfs
+        if syncfs is not None:
+            if syncfs(descriptor) == 0:
+                return
+            code = ctypes.get_errno()
+            if code not in _SYNCFS_UNAVAILABLE:
+                # A write-back error: some write may be lost.
+                raise OSError(code, f"syncfs: {os.strerror(code)}", self._root)
+            log.warn("syncfs is not available ({error}); fsyncing each file instead", error=os.strerror(code))
+            _syncfs = None
+        # syncfs is forbidden here: this batch, whose descriptors were not
+        # kept, is made durable by sync(2); later ones fsync each file.
+        os.sync()
+
     def close(self) -> None:
         for descriptor in self._files:
             os.close(descriptor)
-        self._owed, self._files, self._directories = False, [], set()
+        if self._filesystem is not None:
+            os.close(self._filesystem)
+        self._owed, self._files, self._directories, self._filesystem = False, [], set(), None
 
     def __enter__(self) -> SyncBatch:
         return self
@@ -260,7 +271,11 @@ def _link_into_place(recorded: str, target: str, prelinked: tuple[int, int] | No
         return False
     temporary = os.path.join(os.path.dirname(recorded), "." + os.path.basename(recorded))
     os.link(recorded, temporary)
-    os.replace(temporary, target)
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        _unlink_quietly(temporary)
+        raise
     log.info("replaced a leftover file at {target}", target=target)
     return True
 
@@ -268,11 +283,12 @@ def _link_into_place(recorded: str, target: str, prelinked: tuple[int, int] | No
 def _write_new(path: str, content: bytes, batch: SyncBatch | None) -> None:
     """
     Write a new file of C{content}, durably, or leave its fsync to C{batch}.
-    (Unbuffered: one write call, and no isatty() call.)
+    (Unbuffered: one write call as a rule, and no isatty() call.)
     """
     with open(path, "xb", buffering=0) as f:
-        if f.write(content) != len(content):
-            raise OSError(errno.EIO, "short write", path)
+        view = memoryview(content)
+        while view:  # a short write is followed by one that says why
+            view = view[f.write(view) :]
         if batch is None:
             os.fsync(f.fileno())
         else:
@@ -466,10 +482,12 @@ class Placement:
         Link what L{prelink} did not; return the directory to fsync, if
         anything was linked here.
         """
+        # Set first: once a link is tried, a file may be at its target, and
+        # the placement must be settled under the write lock if this fails.
+        self.linked = True
         changed = False
         for recorded, target in self.links:
             changed |= _link_into_place(recorded, target, self.prelinked.get(target))
-        self.linked = True
         return os.path.dirname(self.links[0][1]) if changed else None
 
     def done(self) -> None:
@@ -660,6 +678,7 @@ class FileStore:
         """
         A L{SyncBatch} for files of this store.
         """
+        self._instance()  # (which makes the store's directories)
         return SyncBatch(self.root)
 
     def stage(self) -> StagedFile:
@@ -729,7 +748,12 @@ class FileStore:
             _make_directories(os.path.dirname(target), batch)
             placement.prelink(batch)
         except BaseException:
-            # Nothing is linked yet: the records just go.
+            if placement.prelinked:
+                # Put at a free path before the failure: the records stay,
+                # for the next start's recovery to settle under the write
+                # lock (a file at its path is removed only there).
+                raise
+            # Nothing is linked: the records just go.
             for record, _ in placement.links:
                 _unlink_quietly(record)
             raise

@@ -202,9 +202,9 @@ class UpstreamClient:
         url = self.url(path)
         headers = Headers({b"User-Agent": [USER_AGENT.encode()]})
         if accept:
-            headers.setRawHeaders(b"Accept", [accept.encode("latin-1")])
+            headers.setRawHeaders(b"Accept", [accept.encode("utf-8")])
         if etag:
-            headers.setRawHeaders(b"If-None-Match", [etag.encode("latin-1")])
+            headers.setRawHeaders(b"If-None-Match", [etag.encode("utf-8")])
         response = await self._get(url, headers, (200, 304), self._pages)
         pieces: list[bytes] = []
         if response.code == 304:
