@@ -522,3 +522,30 @@ def test_a_prelink_failing_part_way_keeps_the_records_for_recovery(
     report = FileStore(str(tmp_path)).recover(lambda filename, b2: False)
     assert report.uncommitted_removed == 1
     assert all_files(store.root) == [] and all_files(store.tmp) == []
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_prepare_bytes_places_a_file_held_in_memory(tmp_path: Any, batched: bool) -> None:
+    """
+    A small file whose bytes are in memory goes straight to its record, with
+    its METADATA, and is placed as a staged file is: durably on its own, or
+    once its batch is paid.
+    """
+    store = FileStore(str(tmp_path))
+    digests = filestore.Digests.of(CONTENT)
+    probe = staged(store)
+    assert digests == probe.digests
+    probe.discard()
+    if batched:
+        with store.batch() as batch:
+            placement = store.prepare_bytes(CONTENT, digests, WHEEL, b"META", batch)
+            batch.pay()
+    else:
+        placement = store.prepare_bytes(CONTENT, digests, WHEEL, b"META", None)
+    placement.link()
+    placement.done()
+    with open(store.path(B2, WHEEL), "rb") as f:
+        assert f.read() == CONTENT
+    with open(store.path(B2, WHEEL) + ".metadata", "rb") as f:
+        assert f.read() == b"META"
+    assert all_files(store.tmp) == []

@@ -235,26 +235,19 @@ class SyncBatch:
         self.close()
 
 
-def _link_into_place(recorded: str, target: str, prelinked: tuple[int, int] | None = None) -> bool:
+def _link_into_place(recorded: str, target: str, prelinked: bool = False) -> bool:
     """
     Hard-link C{recorded} at C{target}, replacing a leftover file there.  A
     replacement is linked under a hidden name beside the record first (where
     a crash leaves it for recovery to remove), then renamed over the target.
 
-    :param prelinked: the (device, inode) that L{Placement.prelink} put at
-        the target: one look at the target shows whether it is still there.
-        (It can be gone: another process may replace it as a leftover, then
-        give up its own upload.)
+    :param prelinked: whether L{Placement.prelink} put it there: a look at
+        the target then shows whether it still is.  (It can be gone: another
+        process may replace it as a leftover, then give up its own upload.)
     :return: whether the target changed (C{False}: it was this file already).
     """
-    if prelinked is not None:
-        try:
-            status = os.stat(target)
-        except FileNotFoundError:
-            pass
-        else:
-            if (status.st_dev, status.st_ino) == prelinked:
-                return False
+    if prelinked and _same_file(recorded, target):
+        return False
     for attempt in range(3):
         _make_directories(os.path.dirname(target))
         try:
@@ -286,13 +279,17 @@ def _write_new(path: str, content: bytes, batch: SyncBatch | None) -> None:
     (Unbuffered: one write call as a rule, and no isatty() call.)
     """
     with open(path, "xb", buffering=0) as f:
-        view = memoryview(content)
-        while view:  # a short write is followed by one that says why
-            view = view[f.write(view) :]
-        if batch is None:
-            os.fsync(f.fileno())
-        else:
-            batch.file(f.fileno())
+        try:
+            view = memoryview(content)
+            while view:  # a short write is followed by one that says why
+                view = view[f.write(view) :]
+            if batch is None:
+                os.fsync(f.fileno())
+            else:
+                batch.file(f.fileno())
+        except BaseException:
+            _unlink_quietly(path)
+            raise
 
 
 def _unlink_quietly(path: str) -> None:
@@ -302,18 +299,25 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except FileNotFoundError:
+        return False
+
+
 def _unlink_if_same(placed: str, record: str) -> bool:
     """
     Remove C{placed} only if it is the very file recorded as C{record}: never
     a file that another, committed upload put there.
     """
+    if not _same_file(placed, record):
+        return False
     try:
-        if os.path.samefile(placed, record):
-            os.unlink(placed)
-            return True
+        os.unlink(placed)
     except FileNotFoundError:
-        pass
-    return False
+        return False
+    return True
 
 
 def prune(directory: str, root: str) -> None:
@@ -430,13 +434,13 @@ class Placement:
         METADATA.
     :ivar root: the store's root, up to which emptied directories go.
     :ivar prelinked: the targets linked (durably) by L{prelink}, before the
-        write lock was taken, with the (device, inode) of the file put there.
+        write lock was taken.
     :ivar linked: L{link} ran.
     """
 
     links: list[tuple[str, str]]
     root: str
-    prelinked: dict[str, tuple[int, int]] = Factory(dict)
+    prelinked: set[str] = Factory(set)
     linked: bool = False
 
     @property
@@ -461,8 +465,7 @@ class Placement:
                 os.link(recorded, target)
             except (FileExistsError, FileNotFoundError):
                 continue  # taken, or its directory went: link() sees to it
-            status = os.stat(recorded)
-            self.prelinked[target] = (status.st_dev, status.st_ino)
+            self.prelinked.add(target)
         if self.prelinked:
             if batch is None:
                 _fsync_directory(os.path.dirname(self.links[0][1]))
@@ -487,7 +490,7 @@ class Placement:
         self.linked = True
         changed = False
         for recorded, target in self.links:
-            changed |= _link_into_place(recorded, target, self.prelinked.get(target))
+            changed |= _link_into_place(recorded, target, target in self.prelinked)
         return os.path.dirname(self.links[0][1]) if changed else None
 
     def done(self) -> None:
@@ -599,6 +602,12 @@ class FileStore:
     def path(self, blake2b_256: str, filename: str) -> str:
         return os.path.join(self.root, *relative_path(blake2b_256, filename).split("/"))
 
+    def directory(self, blake2b_256: str) -> str:
+        """
+        The directory of the files whose content is C{blake2b_256}.
+        """
+        return os.path.dirname(self.path(blake2b_256, "-"))
+
     # This process's staging directory
 
     def open_instance(self) -> None:
@@ -706,19 +715,15 @@ class FileStore:
         return self._place(recorded, staged.digests.blake2b_256, filename, metadata, batch)
 
     def prepare_bytes(
-        self, content: bytes, digests: Digests, filename: str, metadata: bytes | None, batch: SyncBatch
+        self, content: bytes, digests: Digests, filename: str, metadata: bytes | None, batch: SyncBatch | None
     ) -> Placement:
         """
         L{prepare} for a small file whose bytes are in memory (a mirror's,
         checked against C{digests}, which are theirs): written straight to
-        its record, its fsyncs left to C{batch}.
+        its record, with no staged file.
         """
         recorded = self._record(self._instance(), digests.blake2b_256)
-        try:
-            _write_new(recorded, content, batch)
-        except BaseException:
-            _unlink_quietly(recorded)
-            raise
+        _write_new(recorded, content, batch)
         return self._place(recorded, digests.blake2b_256, filename, metadata, batch)
 
     def _record(self, instance: str, blake2b_256: str) -> str:
@@ -737,8 +742,8 @@ class FileStore:
         placement = Placement([(recorded, target)], self.root)
         try:
             if metadata is not None:
-                placement.links.append((recorded + METADATA_SUFFIX, target + METADATA_SUFFIX))
                 _write_new(recorded + METADATA_SUFFIX, metadata, batch)
+                placement.links.append((recorded + METADATA_SUFFIX, target + METADATA_SUFFIX))
             # The directories the file goes into are made now, and the file
             # put at its path if that is free, outside the write lock (see
             # Placement.prelink).  (The record itself is not fsynced: a power
@@ -852,7 +857,7 @@ class FileStore:
         :return: files kept and removed (0 or 1 each).
         """
         blake2b_256 = os.path.basename(record)[len(_PLACING) :].split("-", 1)[0]
-        directory = os.path.dirname(self.path(blake2b_256, "-"))
+        directory = self.directory(blake2b_256)
         try:
             names = sorted(os.listdir(directory))
         except FileNotFoundError:
@@ -860,11 +865,8 @@ class FileStore:
         kept = removed = 0
         for name in names:
             placed = os.path.join(directory, name)
-            try:
-                if not os.path.samefile(placed, record):
-                    continue
-            except FileNotFoundError:
-                continue  # removed meanwhile by a live process
+            if not _same_file(placed, record):
+                continue  # another file, or one removed meanwhile
             # Distribution filenames end in .whl, .tar.gz or .zip, so this
             # suffix marks a wheel's METADATA, which belongs to the wheel.
             owner = name.removesuffix(METADATA_SUFFIX)

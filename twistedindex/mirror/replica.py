@@ -152,7 +152,8 @@ class Replica:
             try:
                 return await self._completed(file, staged, taken)
             finally:
-                staged.discard()  # nothing once prepared
+                if staged is not None:
+                    staged.discard()  # nothing once prepared
 
     async def _take_inline(self, files: list[FileSnapshot], describe_releases: bool) -> list[PreparedFile]:
         """
@@ -321,25 +322,23 @@ def _take_small(
     store: FileStore, body: bytes, file: FileSnapshot, describe_release: bool, batch: SyncBatch | None = None
 ) -> tuple[StagedFile | None, _Taken]:
     """
-    On a worker thread: stage a file read whole, check its SHA-256, and go
-    on as L{_take_download} does.  With a C{batch}, and when the file need
-    not be opened for its metadata, it goes straight to its record instead
-    (no staged file: L{None} in its place).
+    A file read whole: check its SHA-256, then, when it need not be opened
+    for its metadata, write it straight to its record (no staged file:
+    C{None} in its place); otherwise stage it and go on as
+    L{_take_download} does.
     """
-    if batch is not None and not describe_release:
+    digests = Digests.of(body)
+    if not hmac.compare_digest(digests.sha256, file.sha256):
+        raise UpstreamError(f"{file.url}: sha256 {digests.sha256} instead of {file.sha256}")
+    if not describe_release:
         metadata = _metadata_sent(file)
         if metadata is not None or not file.filename.endswith(".whl") or file.core_metadata is False:
-            digests = Digests.of(body)
-            if not hmac.compare_digest(digests.sha256, file.sha256):
-                raise UpstreamError(f"{file.url}: sha256 {digests.sha256} instead of {file.sha256}")
             _check_digests(file, digests)
             placement = store.prepare_bytes(body, digests, file.filename, metadata, batch)
             return None, (digests, metadata, None, placement)
     staged = store.stage()
     try:
         staged.write(body)
-        if not hmac.compare_digest(staged.peek_digests().sha256, file.sha256):
-            raise UpstreamError(f"{file.url}: sha256 {staged.peek_digests().sha256} instead of {file.sha256}")
         return staged, _take_download(store, staged, file, describe_release, batch)
     except BaseException:
         staged.discard()
@@ -377,11 +376,6 @@ def _take_download(
     digests = staged.finish(batch)
     _check_digests(file, digests)
     is_wheel = file.filename.endswith(".whl")
-    sent = _metadata_sent(file) if not describe_release else None
-    if sent is not None:
-        # The upstream sent its metadata file along: no need to open the
-        # wheel for it.
-        return digests, sent, None, store.prepare(staged, file.filename, sent, batch)
     contents = None
     if is_wheel or describe_release:
         try:
