@@ -9,6 +9,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from typing import Any
@@ -102,6 +103,31 @@ def test_prepare_takes_only_a_free_path(tmp_path: Any) -> None:
     placement.done()
     with open(target, "rb") as f:
         assert f.read() == CONTENT
+
+
+@pytest.mark.parametrize("meanwhile", ["replaced", "removed"])
+def test_link_puts_back_a_prelinked_file_another_process_took(tmp_path: Any, meanwhile: str) -> None:
+    """
+    Between prepare() and link(), another process may replace a prelinked
+    file as a leftover, or replace it and then give up its own upload:
+    link() sees that the path no longer holds the recorded file, and links
+    it again.
+    """
+    store = FileStore(str(tmp_path))
+    placement = store.prepare(staged(store), WHEEL, metadata=b"META")
+    assert placement.prelinked == {store.path(B2, WHEEL), store.path(B2, WHEEL) + ".metadata"}
+    for target in placement.prelinked:
+        os.unlink(target)
+        if meanwhile == "replaced":
+            with open(target, "wb") as f:
+                f.write(b"another process's copy")
+    placement.link()
+    placement.done()
+    with open(store.path(B2, WHEEL), "rb") as f:
+        assert f.read() == CONTENT
+    with open(store.path(B2, WHEEL) + ".metadata", "rb") as f:
+        assert f.read() == b"META"
+    assert all_files(store.tmp) == []
 
 
 def test_link_replaces_a_leftover_and_undo_spares_other_files(tmp_path: Any) -> None:
@@ -549,3 +575,24 @@ def test_prepare_bytes_places_a_file_held_in_memory(tmp_path: Any, batched: bool
     with open(store.path(B2, WHEEL) + ".metadata", "rb") as f:
         assert f.read() == b"META"
     assert all_files(store.tmp) == []
+
+
+@pytest.mark.parametrize("making", ["stage", "prepare_bytes", "plan_removal"])
+def test_a_staging_directory_taken_away_is_made_anew(tmp_path: Any, making: str) -> None:
+    """
+    If this process's staging directory goes away (a daemon on a host that
+    cannot see its lock took it for a dead process's), the next file staged,
+    record written or removal planned makes a new one and goes there.
+    """
+    store = FileStore(str(tmp_path))
+    gone = store.instance_name
+    shutil.rmtree(os.path.join(store.tmp, gone))
+    if making == "stage":
+        path = staged(store).path
+    elif making == "prepare_bytes":
+        path = store.prepare_bytes(CONTENT, filestore.Digests.of(CONTENT), WHEEL, None, None).links[0][0]
+    else:
+        path = store.plan_removal([(B2, WHEEL)]).record
+    assert store.instance_name != gone
+    assert os.path.dirname(path) == os.path.join(store.tmp, store.instance_name)
+    assert store.is_alive(store.instance_name) and not store.is_alive(gone)

@@ -119,6 +119,38 @@ def test_a_ring_of_three_follows_the_master(tmp_path: Path, pg_dsn: str) -> None
         node.stop()
 
 
+def test_replica_pages_carry_small_files_inline(tmp_path: Path) -> None:
+    """
+    C{/+replica/<project>?inline=N} carries the bytes of each file of at
+    most N bytes, and a wheel's metadata file beside them, whether the
+    project's files are few bytes in all (read on the reactor thread) or
+    many (read on a worker thread); larger files are left to their URLs.
+    """
+    master = start_master(tmp_path / "master")
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    expected: dict[str, dict[str, bytes]] = {"tiny": {}, "bulky": {}}
+    for project, payload in (("tiny", 10), ("bulky", 100_000)):
+        for version in ("1.0", "2.0", "3.0"):
+            path = wheel(dists, project, version, payload=os.urandom(payload))
+            assert upload(master, path, project, version).status == 200
+            expected[project][path.name] = path.read_bytes()
+    assert sum(len(content) for content in expected["bulky"].values()) > 256 * 1024
+    for project, inline, inlined in (("tiny", 65536, 3), ("bulky", 262144, 3), ("bulky", 65536, 0)):
+        response = get(f"{master.url}+replica/{project}?inline={inline}")
+        assert response.status == 200
+        files = {f["filename"]: f for f in json.loads(response.body)["files"]}
+        assert sorted(files) == sorted(expected[project])
+        carried = {name: f for name, f in files.items() if "content" in f}
+        assert len(carried) == inlined
+        for name, file in carried.items():
+            assert base64.b64decode(file["content"]) == expected[project][name]
+            metadata = base64.b64decode(file["metadata_content"])
+            assert hashlib.sha256(metadata).hexdigest() == file["metadata_sha256"]
+            assert b"Name: " + project.encode() in metadata
+    master.stop()
+
+
 def test_a_mirror_is_read_only(tmp_path: Path) -> None:
     """
     Uploads, registrations and the administrator's changes on a mirror are

@@ -64,12 +64,14 @@ import socket
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO
+from typing import IO, TypeVar
 
 from attrs import Factory, define, frozen
 from twisted.logger import Logger
 
 log = Logger()
+
+T = TypeVar("T")
 
 _RECEIVING = "recv-"
 _PLACING = "place-"
@@ -104,6 +106,23 @@ def relative_path(blake2b_256: str, filename: str) -> str:
     Where a file lives, relative to the store root, with C{/} separators.
     """
     return f"{blake2b_256[:2]}/{blake2b_256[2:4]}/{blake2b_256[4:]}/{filename}"
+
+
+# A file's device and inode numbers.  A record keeps its file's inode
+# allocated, so while the record exists, a path showing that identity holds
+# the recorded file (what os.path.samefile tells, for one stat, not two).
+Identity = tuple[int, int]
+
+
+def _identity(status: os.stat_result) -> Identity:
+    return status.st_dev, status.st_ino
+
+
+def _identity_at(path: str) -> Identity | None:
+    try:
+        return _identity(os.stat(path))
+    except FileNotFoundError:
+        return None
 
 
 def _fsync_directory(path: str) -> None:
@@ -235,18 +254,19 @@ class SyncBatch:
         self.close()
 
 
-def _link_into_place(recorded: str, target: str, prelinked: bool = False) -> bool:
+def _link_into_place(recorded: str, target: str, prelinked: Identity | None = None) -> bool:
     """
     Hard-link C{recorded} at C{target}, replacing a leftover file there.  A
     replacement is linked under a hidden name beside the record first (where
     a crash leaves it for recovery to remove), then renamed over the target.
 
-    :param prelinked: whether L{Placement.prelink} put it there: a look at
-        the target then shows whether it still is.  (It can be gone: another
-        process may replace it as a leftover, then give up its own upload.)
+    :param prelinked: when L{Placement.prelink} put it there, the recorded
+        file's identity: one look at the target then shows whether it still
+        is.  (It can be gone: another process may replace it as a leftover,
+        then give up its own upload.)
     :return: whether the target changed (C{False}: it was this file already).
     """
-    if prelinked and _same_file(recorded, target):
+    if prelinked is not None and _identity_at(target) == prelinked:
         return False
     for attempt in range(3):
         _make_directories(os.path.dirname(target))
@@ -273,10 +293,11 @@ def _link_into_place(recorded: str, target: str, prelinked: bool = False) -> boo
     return True
 
 
-def _write_new(path: str, content: bytes, batch: SyncBatch | None) -> None:
+def _write_new(path: str, content: bytes, batch: SyncBatch | None) -> Identity:
     """
-    Write a new file of C{content}, durably, or leave its fsync to C{batch}.
-    (Unbuffered: one write call as a rule, and no isatty() call.)
+    Write a new file of C{content}, durably, or leave its fsync to C{batch};
+    return its identity.  (Unbuffered: one write call as a rule, and no
+    isatty() call.)
     """
     with open(path, "xb", buffering=0) as f:
         try:
@@ -287,6 +308,7 @@ def _write_new(path: str, content: bytes, batch: SyncBatch | None) -> None:
                 os.fsync(f.fileno())
             else:
                 batch.file(f.fileno())
+            return _identity(os.fstat(f.fileno()))
         except BaseException:
             _unlink_quietly(path)
             raise
@@ -357,6 +379,7 @@ class StagedFile:
         self._sha256 = hashlib.sha256()
         self._blake2b_256 = hashlib.blake2b(digest_size=32)
         self.digests: Digests | None = None
+        self.identity: Identity | None = None
         self.prepared = False
 
     @property
@@ -394,6 +417,7 @@ class StagedFile:
             os.fsync(self._file.fileno())
         else:
             batch.file(self._file.fileno())
+        self.identity = _identity(os.fstat(self._file.fileno()))
         self._file.close()
         self._file = None
         self.digests = Digests(
@@ -433,6 +457,7 @@ class Placement:
     :ivar links: C{(record, target path)} pairs: the file, then a wheel's
         METADATA.
     :ivar root: the store's root, up to which emptied directories go.
+    :ivar identities: the recorded files' identities, by record.
     :ivar prelinked: the targets linked (durably) by L{prelink}, before the
         write lock was taken.
     :ivar linked: L{link} ran.
@@ -440,6 +465,7 @@ class Placement:
 
     links: list[tuple[str, str]]
     root: str
+    identities: dict[str, Identity]
     prelinked: set[str] = Factory(set)
     linked: bool = False
 
@@ -490,7 +516,9 @@ class Placement:
         self.linked = True
         changed = False
         for recorded, target in self.links:
-            changed |= _link_into_place(recorded, target, target in self.prelinked)
+            changed |= _link_into_place(
+                recorded, target, self.identities[recorded] if target in self.prelinked else None
+            )
         return os.path.dirname(self.links[0][1]) if changed else None
 
     def done(self) -> None:
@@ -669,17 +697,30 @@ class FileStore:
         return False
 
     def _instance(self) -> str:
-        if self._instance_dir is not None and not os.path.isdir(self._instance_dir):
-            # Taken for a dead process's by a daemon on a host that cannot see
-            # our lock (see README): start a new one.
-            log.warn("the staging directory {path} went away; making a new one", path=self._instance_dir)
-            if self._instance_lock is not None:
-                os.close(self._instance_lock)
-            self._instance_dir = self._instance_lock = None
         if self._instance_dir is None:
             self.open_instance()
         assert self._instance_dir is not None
         return self._instance_dir
+
+    def _make_in_instance(self, make: Callable[[str], T]) -> T:
+        """
+        C{make(directory)}, which makes something new in this process's
+        staging directory.  Should that directory have gone away (taken for
+        a dead process's by a daemon on a host that cannot see our lock: see
+        README), a new one is made and C{make} called again.  The directory
+        is looked at only then, not before every file.
+        """
+        try:
+            return make(self._instance())
+        except FileNotFoundError:
+            gone = self._instance_dir
+            if gone is None or os.path.isdir(gone):
+                raise
+        log.warn("the staging directory {path} went away; making a new one", path=gone)
+        if self._instance_lock is not None:
+            os.close(self._instance_lock)
+        self._instance_dir = self._instance_lock = None
+        return make(self._instance())
 
     # Adding files
 
@@ -694,7 +735,7 @@ class FileStore:
         """
         A new, empty file to receive an upload or a mirrored file into.
         """
-        return StagedFile(os.path.join(self._instance(), f"{_RECEIVING}{next(self._names):x}"))
+        return self._make_in_instance(lambda instance: StagedFile(self._name(instance, _RECEIVING)))
 
     def prepare(
         self, staged: StagedFile, filename: str, metadata: bytes | None = None, batch: SyncBatch | None = None
@@ -705,14 +746,14 @@ class FileStore:
         the reactor thread, unless the file is small and its fsyncs are left
         to a C{batch} (paid off the reactor thread).
         """
-        assert staged.digests is not None, "prepare() before finish()"
+        assert staged.digests is not None and staged.identity is not None, "prepare() before finish()"
         # The record goes beside the staged file, in this process's staging
         # directory.
         recorded = self._record(os.path.dirname(staged.path), staged.digests.blake2b_256)
         os.rename(staged.path, recorded)
         # The record owns the file now, whatever happens next.
         staged.path, staged.prepared = recorded, True
-        return self._place(recorded, staged.digests.blake2b_256, filename, metadata, batch)
+        return self._place(recorded, staged.identity, staged.digests.blake2b_256, filename, metadata, batch)
 
     def prepare_bytes(
         self, content: bytes, digests: Digests, filename: str, metadata: bytes | None, batch: SyncBatch | None
@@ -722,28 +763,42 @@ class FileStore:
         checked against C{digests}, which are theirs): written straight to
         its record, with no staged file.
         """
-        recorded = self._record(self._instance(), digests.blake2b_256)
-        _write_new(recorded, content, batch)
-        return self._place(recorded, digests.blake2b_256, filename, metadata, batch)
+
+        def write(instance: str) -> tuple[str, Identity]:
+            recorded = self._record(instance, digests.blake2b_256)
+            return recorded, _write_new(recorded, content, batch)
+
+        recorded, identity = self._make_in_instance(write)
+        return self._place(recorded, identity, digests.blake2b_256, filename, metadata, batch)
 
     def _record(self, instance: str, blake2b_256: str) -> str:
         # A record names the content, not the file: recovery finds the
         # file's name at its path (filenames can be long).
-        return os.path.join(instance, f"{_PLACING}{blake2b_256}-{next(self._names):x}")
+        return self._name(instance, f"{_PLACING}{blake2b_256}-")
+
+    def _name(self, instance: str, prefix: str) -> str:
+        return os.path.join(instance, f"{prefix}{next(self._names):x}")
 
     def _place(
-        self, recorded: str, blake2b_256: str, filename: str, metadata: bytes | None, batch: SyncBatch | None
+        self,
+        recorded: str,
+        identity: Identity,
+        blake2b_256: str,
+        filename: str,
+        metadata: bytes | None,
+        batch: SyncBatch | None,
     ) -> Placement:
         """
         Write a wheel's METADATA beside the C{recorded} file, and link both
         at their path if it is free.
         """
         target = self.path(blake2b_256, filename)
-        placement = Placement([(recorded, target)], self.root)
+        placement = Placement([(recorded, target)], self.root, {recorded: identity})
         try:
             if metadata is not None:
-                _write_new(recorded + METADATA_SUFFIX, metadata, batch)
-                placement.links.append((recorded + METADATA_SUFFIX, target + METADATA_SUFFIX))
+                recorded_metadata = recorded + METADATA_SUFFIX
+                placement.identities[recorded_metadata] = _write_new(recorded_metadata, metadata, batch)
+                placement.links.append((recorded_metadata, target + METADATA_SUFFIX))
             # The directories the file goes into are made now, and the file
             # put at its path if that is free, outside the write lock (see
             # Placement.prelink).  (The record itself is not fsynced: a power
@@ -771,8 +826,13 @@ class FileStore:
         Record C{(blake2b_256, filename)} files whose rows are being deleted.
         Call it inside the deleting transaction.
         """
-        record = os.path.join(self._instance(), f"{_REMOVING}{next(self._names):x}")
-        os.mkdir(record)
+
+        def make(instance: str) -> str:
+            record = self._name(instance, _REMOVING)
+            os.mkdir(record)
+            return record
+
+        record = self._make_in_instance(make)
         with open(os.path.join(record, "files"), "w", encoding="utf-8") as f:
             f.writelines(f"{blake2b_256} {filename}\n" for blake2b_256, filename in files)
             f.flush()

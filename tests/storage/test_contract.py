@@ -13,8 +13,8 @@ import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 from zope.interface.verify import verifyObject
 
-from twistedindex.storage import IStore, Transaction, open_store
-from twistedindex.storage.rows import Project, Release
+from twistedindex.storage import IStore, Transaction, open_store, transaction
+from twistedindex.storage.rows import NewFile, Project, Release
 
 
 async def seed_release(tx: Transaction, name: str = "Demo.Pkg", version: str = "1.0") -> tuple[Project, Release]:
@@ -220,6 +220,87 @@ async def test_files_and_the_registry(store: Any) -> None:
         )
 
     assert await store.write(drop) == (None, None, True, ["create", "new release"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_files_inserted_together(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    insert_files stores every row it is given, with all their values, in
+    statements of a bounded number of rows, and registers every name.
+    """
+    monkeypatch.setattr(transaction, "_ROWS_PER_INSERT", 2)
+    names = [f"together-1.0-py3{n}-none-any.whl" for n in range(5)]
+
+    async def body(tx: Transaction) -> Any:
+        project, release = await seed_release(tx, "together", "1.0")
+        await tx.insert_files(
+            [
+                NewFile(
+                    release.id,
+                    name,
+                    "bdist_wheel",
+                    f"py3{n}",
+                    100 + n,
+                    f"{n}1" * 32,
+                    f"{n}2" * 32,
+                    f"{n}3" * 16,
+                    3_000 + n,
+                    requires_python=">=3.9" if n == 1 else None,
+                    metadata_sha256=f"{n}4" * 32 if n == 2 else None,
+                    comment_text="built" if n == 3 else None,
+                    uploaded_by="alice" if n == 4 else None,
+                    yanked=n == 4,
+                    yanked_reason="bad" if n == 4 else None,
+                )
+                for n, name in enumerate(names)
+            ]
+        )
+        await tx.insert_files([])
+        return await tx.files_for_project(project.id), [await tx.filename_registered(name) for name in names]
+
+    files, registered = await store.write(body)
+    assert registered == [True] * 5
+    by_name = {f.filename: f for f in files}
+    assert sorted(by_name) == names
+    for n, name in enumerate(names):
+        file = by_name[name]
+        assert (file.version, file.packagetype, file.python_version, file.size, file.upload_time) == (
+            "1.0",
+            "bdist_wheel",
+            f"py3{n}",
+            100 + n,
+            3_000 + n,
+        )
+        assert (file.sha256, file.blake2b_256, file.md5) == (f"{n}1" * 32, f"{n}2" * 32, f"{n}3" * 16)
+    assert by_name[names[1]].requires_python == ">=3.9" and by_name[names[0]].requires_python is None
+    assert by_name[names[2]].metadata_sha256 == "24" * 32
+    assert by_name[names[3]].comment_text == "built"
+    assert by_name[names[4]].uploaded_by == "alice"
+    assert (by_name[names[4]].yanked, by_name[names[4]].yanked_reason) == (True, "bad")
+    assert (by_name[names[0]].yanked, by_name[names[0]].yanked_reason) == (False, None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_classifiers_are_browsed(store: Any) -> None:
+    """
+    A release's classifiers (given twice or not) are stored with it, and
+    set_release_classifiers replaces them: browse finds releases carrying
+    every classifier asked for.
+    """
+
+    async def body(tx: Transaction) -> Any:
+        project = await tx.insert_project("Browsed", "browsed", 1_000)
+        first = await tx.insert_release(
+            project.id, "1.0", "1", 2_000, metadata={"classifiers": ["B :: b", "A :: a", "B :: b"]}
+        )
+        await tx.insert_release(project.id, "2.0", "2", 2_000, metadata={"classifiers": ["A :: a"]})
+        before = (await tx.browse(["A :: a", "B :: b"]), await tx.browse(["A :: a"]))
+        await tx.set_release_classifiers(first.id, ["C :: c"])
+        return before, (await tx.browse(["A :: a"]), await tx.browse(["C :: c"]), await tx.browse(["B :: b"]))
+
+    before, after = await store.write(body)
+    assert before == ([("Browsed", "1.0")], [("Browsed", "1.0"), ("Browsed", "2.0")])
+    assert after == ([("Browsed", "2.0")], [("Browsed", "1.0")], [])
 
 
 @pytest_twisted.ensureDeferred

@@ -33,7 +33,7 @@ from .. import metadata as core_metadata
 from ..filestore import Digests, FileStore, Placement, Removal, StagedFile, SyncBatch, link_all
 from ..index import PackageIndex, settle_placement, settle_removal
 from ..storage import Transaction
-from ..storage.rows import File, Project, Release
+from ..storage.rows import File, NewFile, Project, Release
 from .client import UpstreamClient, UpstreamError
 from .snapshot import FileSnapshot, ProjectSnapshot, ReleaseMetadata
 
@@ -451,14 +451,19 @@ async def _apply(
     normalized = snapshot.normalized_name
     changes: list[tuple[str | None, str]] = []  # for upstreams without serials
     project = await tx.get_project(normalized)
+    created = project is None
+    # (A new project has no releases, files or roles to read.)
+    releases: dict[str, Release] = {}
+    files: dict[str, File] = {}
     if project is None:
         project = await tx.insert_project(snapshot.name, normalized, now)
         changes.append((None, "create"))
-    elif project.name != snapshot.name:
-        await tx.rename_project(project.id, snapshot.name)
-        changes.append((None, f"rename from {project.name}"))
-    releases = {r.version: r for r in await tx.releases_for_project(project.id)}
-    files = {f.filename: f for f in await tx.files_for_project(project.id)}
+    else:
+        if project.name != snapshot.name:
+            await tx.rename_project(project.id, snapshot.name)
+            changes.append((None, f"rename from {project.name}"))
+        releases = {r.version: r for r in await tx.releases_for_project(project.id)}
+        files = {f.filename: f for f in await tx.files_for_project(project.id)}
     wanted = {f.filename: f for f in snapshot.files}
 
     # What goes: releases the upstream no longer has, and files it no longer
@@ -508,31 +513,35 @@ async def _apply(
         raise UpstreamError(f"{sorted(taken)[0]} is already a file of another project here")
     if adding:
         await tx.blocking(link_all, [file.placement for file in adding])
+    rows = []
     for file in adding:
         shown = file.snapshot
         release = releases[shown.version]
         yanked = release.yanked or shown.yanked
-        await tx.insert_file(
-            release.id,
-            shown.filename,
-            shown.packagetype,
-            shown.python_version,
-            file.digests.size,
-            file.digests.sha256,
-            file.digests.blake2b_256,
-            file.digests.md5,
-            shown.upload_time or now,
-            requires_python=shown.requires_python,
-            metadata_sha256=file.metadata_sha256,
-            comment_text=shown.comment_text,
-            uploaded_by=shown.uploaded_by,
-            yanked=yanked,
-            yanked_reason=(shown.yanked_reason or release.yanked_reason) if yanked else None,
+        rows.append(
+            NewFile(
+                release.id,
+                shown.filename,
+                shown.packagetype,
+                shown.python_version,
+                file.digests.size,
+                file.digests.sha256,
+                file.digests.blake2b_256,
+                file.digests.md5,
+                shown.upload_time or now,
+                requires_python=shown.requires_python,
+                metadata_sha256=file.metadata_sha256,
+                comment_text=shown.comment_text,
+                uploaded_by=shown.uploaded_by,
+                yanked=yanked,
+                yanked_reason=(shown.yanked_reason or release.yanked_reason) if yanked else None,
+            )
         )
         changes.append((shown.version, f"add {shown.python_version} file {shown.filename}"))
+    await tx.insert_files(rows)
 
     if snapshot.roles is not None:
-        await _match_roles(tx, project, snapshot.roles, now)
+        await _match_roles(tx, project, snapshot.roles, now, created)
     await tx.refresh_search_document(project.id)
 
     if serial is not None:
@@ -588,12 +597,14 @@ def _differs(release: Release, description: ReleaseMetadata) -> bool:
     )
 
 
-async def _match_roles(tx: Transaction, project: Project, roles: tuple[tuple[str, str], ...], now: int) -> None:
+async def _match_roles(
+    tx: Transaction, project: Project, roles: tuple[tuple[str, str], ...], now: int, created: bool
+) -> None:
     """
     Give the project the upstream's roles, making (password-less) accounts
     for the users this index has not seen.
     """
-    current = set(await tx.roles_for_project(project.id))
+    current = set() if created else set(await tx.roles_for_project(project.id))
     wanted = set(roles)
     for role, name in current - wanted:
         user = await tx.get_user(name)

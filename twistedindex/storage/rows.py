@@ -68,6 +68,29 @@ class File:
 
 
 @frozen
+class NewFile:
+    """
+    A file row to insert (see L{Transaction.insert_files}).
+    """
+
+    release_id: int
+    filename: str
+    packagetype: str
+    python_version: str
+    size: int
+    sha256: str
+    blake2b_256: str
+    md5: str
+    upload_time: int
+    requires_python: str | None = None
+    metadata_sha256: str | None = None
+    comment_text: str | None = None
+    uploaded_by: str | None = None
+    yanked: bool = False
+    yanked_reason: str | None = None
+
+
+@frozen
 class Token:
     id: int
     user_id: int

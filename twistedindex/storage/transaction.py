@@ -21,12 +21,15 @@ import re
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Protocol, TypeVar
 
+from attrs import astuple, fields
+
 from ..names import latest_release, version_key
 from .rows import (
     Counts,
     File,
     JournalEntry,
     MirrorProject,
+    NewFile,
     Project,
     RecentRelease,
     Release,
@@ -115,6 +118,7 @@ class SyncCursor:
         self._translate = dialect == "sqlite"
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Awaitable[object]:
+
         self._cursor.execute(to_qmark(sql) if self._translate else sql, params)
         return Ready(self)
 
@@ -362,9 +366,10 @@ class Transaction:
         return row[0] if row else None
 
     async def set_role(self, project_id: int, user_id: int, role: str) -> None:
-        await self._run("DELETE FROM roles WHERE project_id = %s AND user_id = %s", (project_id, user_id))
         await self._run(
-            "INSERT INTO roles (project_id, user_id, role) VALUES (%s, %s, %s)", (project_id, user_id, role)
+            "INSERT INTO roles (project_id, user_id, role) VALUES (%s, %s, %s) "
+            "ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
+            (project_id, user_id, role),
         )
 
     async def delete_role(self, project_id: int, user_id: int) -> bool:
@@ -436,7 +441,7 @@ class Transaction:
             ),
         )
         assert row is not None
-        await self.set_release_classifiers(row[0], (metadata or {}).get("classifiers", []))
+        await self._add_classifiers(row[0], (metadata or {}).get("classifiers", []))
         return Release(
             row[0],
             project_id,
@@ -480,9 +485,15 @@ class Transaction:
         Record a release's classifiers for L{browse}.
         """
         await self._run("DELETE FROM release_classifiers WHERE release_id = %s", (release_id,))
-        for classifier in sorted(set(classifiers)):
+        await self._add_classifiers(release_id, classifiers)
+
+    async def _add_classifiers(self, release_id: int, classifiers: Sequence[str]) -> None:
+        unique = sorted(set(classifiers))
+        if unique:
+            values = ", ".join(["(%s, %s)"] * len(unique))
             await self._run(
-                "INSERT INTO release_classifiers (release_id, classifier) VALUES (%s, %s)", (release_id, classifier)
+                f"INSERT INTO release_classifiers (release_id, classifier) VALUES {values}",
+                [value for classifier in unique for value in (release_id, classifier)],
             )
 
     async def set_release_yanked(self, release_id: int, yanked: bool, reason: str | None) -> None:
@@ -541,32 +552,44 @@ class Transaction:
         """
         Store a file's row and enter its name in the file registry.
         """
-        row = await self._one(
-            "INSERT INTO files (release_id, filename, packagetype, python_version, size, sha256, "
-            "blake2b_256, md5, upload_time, requires_python, metadata_sha256, comment_text, "
-            "uploaded_by, yanked, yanked_reason) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                release_id,
-                filename,
-                packagetype,
-                python_version,
-                size,
-                sha256,
-                blake2b_256,
-                md5,
-                upload_time,
-                requires_python,
-                metadata_sha256,
-                comment_text,
-                uploaded_by,
-                yanked,
-                yanked_reason,
-            ),
+        file = NewFile(
+            release_id,
+            filename,
+            packagetype,
+            python_version,
+            size,
+            sha256,
+            blake2b_256,
+            md5,
+            upload_time,
+            requires_python,
+            metadata_sha256,
+            comment_text,
+            uploaded_by,
+            yanked,
+            yanked_reason,
         )
-        await self._run("INSERT INTO file_registry (filename) VALUES (%s) ON CONFLICT DO NOTHING", (filename,))
+        row = await self._one(_insert_files_sql(1) + " RETURNING id", astuple(file, recurse=False))
+        await self._register_filenames([filename])
         assert row is not None
         return int(row[0])
+
+    async def insert_files(self, files: Sequence[NewFile]) -> None:
+        """
+        Store several files' rows, and enter their names in the file
+        registry, in a statement or two (a mirror adds a project's files
+        at once).
+        """
+        for start in range(0, len(files), _ROWS_PER_INSERT):
+            chunk = files[start : start + _ROWS_PER_INSERT]
+            await self._run(
+                _insert_files_sql(len(chunk)), [value for file in chunk for value in astuple(file, recurse=False)]
+            )
+            await self._register_filenames([file.filename for file in chunk])
+
+    async def _register_filenames(self, filenames: Sequence[str]) -> None:
+        values = ", ".join(["(%s)"] * len(filenames))
+        await self._run(f"INSERT INTO file_registry (filename) VALUES {values} ON CONFLICT DO NOTHING", filenames)
 
     async def delete_file(self, file_id: int) -> None:
         await self._run("DELETE FROM files WHERE id = %s", (file_id,))
@@ -922,3 +945,17 @@ class Transaction:
     async def download_days(self) -> list[str]:
         rows = await self._all("SELECT DISTINCT day FROM downloads ORDER BY day")
         return [row[0] for row in rows]
+
+
+# The columns of a file row, as L{NewFile} orders them.
+_FILE_COLUMNS = ", ".join(field.name for field in fields(NewFile))
+
+# Rows per multi-row INSERT: within SQLite's limit on parameters (32,766)
+# at 15 a row.
+_ROWS_PER_INSERT = 500
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_files_sql(rows: int) -> str:
+    row = "(" + ", ".join(["%s"] * len(fields(NewFile))) + ")"
+    return f"INSERT INTO files ({_FILE_COLUMNS}) VALUES " + ", ".join([row] * rows)

@@ -30,6 +30,7 @@ from ..index import PackageIndex, ProjectDetail
 from ..names import PROJECT_NAME_RE, normalize
 from ..pep381 import Pep381
 from .cache import answer_later, not_found, redirect
+from .files import SMALL_FILE
 from .simple import project_html
 
 VERSION = 1
@@ -125,7 +126,16 @@ class ReplicaResource(Resource):
         detail, mirror, copied = await self._index.replica_source(project)
         if detail is None:
             return not_found(request)
-        contents = await self._index.blocking(_read_small_files, self._index.files, detail, inline) if inline else {}
+        contents: dict[str, bytes] = {}
+        if inline:
+            if sum(file.size for file in detail.files if file.size <= inline) <= SMALL_FILE:
+                # Files of a few hundred KiB in all are read here, as
+                # files.py reads a small file: a trip to a worker thread cost
+                # more (the threads taking the GIL from one another at every
+                # read; measured by bench/mirror_bench.py).
+                contents = _read_small_files(self._index.files, detail, inline)
+            else:
+                contents = await self._index.blocking(_read_small_files, self._index.files, detail, inline)
         serial = detail.project.last_serial
         if mirror:
             signature = copied[1] if copied is not None and copied[0] == serial else None
