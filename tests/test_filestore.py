@@ -577,17 +577,21 @@ def test_prepare_bytes_places_a_file_held_in_memory(tmp_path: Any, batched: bool
     assert all_files(store.tmp) == []
 
 
-@pytest.mark.parametrize("making", ["stage", "prepare_bytes", "plan_removal"])
+@pytest.mark.parametrize("making", ["stage", "prepare_bytes", "plan_removal", "nothing"])
 def test_a_staging_directory_taken_away_is_made_anew(tmp_path: Any, making: str) -> None:
     """
     If this process's staging directory goes away (a daemon on a host that
     cannot see its lock took it for a dead process's), the next file staged,
-    record written or removal planned makes a new one and goes there.
+    record written or removal planned makes a new one and goes there; so
+    does asking for the process's name (the mirror lease names it).
     """
     store = FileStore(str(tmp_path))
     gone = store.instance_name
     shutil.rmtree(os.path.join(store.tmp, gone))
-    if making == "stage":
+    if making == "nothing":
+        assert store.instance_name != gone
+        path = os.path.join(store.tmp, store.instance_name, "-")
+    elif making == "stage":
         path = staged(store).path
     elif making == "prepare_bytes":
         path = store.prepare_bytes(CONTENT, filestore.Digests.of(CONTENT), WHEEL, None, None).links[0][0]
@@ -596,3 +600,16 @@ def test_a_staging_directory_taken_away_is_made_anew(tmp_path: Any, making: str)
     assert store.instance_name != gone
     assert os.path.dirname(path) == os.path.join(store.tmp, store.instance_name)
     assert store.is_alive(store.instance_name) and not store.is_alive(gone)
+
+
+def test_a_link_tried_again_owes_its_directory_fsync(tmp_path: Any) -> None:
+    """
+    Linking a prelinked file that is still in place changes nothing and
+    owes no fsync; linking again after a transaction failed owes the
+    directory's fsync, since the first try's links may never have been
+    made durable.
+    """
+    store = FileStore(str(tmp_path))
+    placement = store.prepare(staged(store), WHEEL, metadata=b"META")
+    assert placement._link_unsynced() is None
+    assert placement._link_unsynced() == os.path.dirname(store.path(B2, WHEEL))

@@ -1,19 +1,24 @@
 """
-A mirror's project writes: those that arrive together are applied in one
-transaction, and a project that fails there fails alone.  Run on SQLite and
-on PostgreSQL.
+A mirror's project writes: what one applies, and how those that arrive
+together are applied in one transaction, where a project that fails fails
+alone.  Run on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet.defer import DeferredList
 
+from twistedindex.filestore import FileStore
 from twistedindex.mirror import replica
+from twistedindex.mirror.snapshot import from_replica
 from twistedindex.storage import Transaction
+
+from .test_snapshot import replica_page
 
 
 async def add_user(tx: Transaction, name: str, fails: bool) -> tuple[int, None]:
@@ -69,3 +74,67 @@ async def test_a_project_failing_in_a_group_fails_alone(store: Any, monkeypatch:
     ok, failure = outcomes["bad"]
     assert not ok and failure.check(ValueError) and str(failure.value) == "bad is bad"
     assert await store.read(users, [name for name, _ in arriving]) == ["first", "good", "also-good"]
+
+
+RELEASE = {
+    "created": 1767323045000000,
+    "yanked": False,
+    "yanked_reason": None,
+    "summary": "A demo",
+    "description": "text",
+    "description_content_type": "text/plain",
+    "requires_python": None,
+    "metadata": {},
+}
+
+
+@pytest_twisted.ensureDeferred
+async def test_roles_follow_the_upstream_when_a_release_arrives(store: Any, tmp_path: Any) -> None:
+    """
+    A role the upstream dropped is dropped here too, in the same write as
+    a new release of the project.
+    """
+    files = FileStore(str(tmp_path / "files"))
+
+    async def roles(tx: Transaction) -> list[tuple[str, str]]:
+        project = await tx.get_project("demo-pkg")
+        assert project is not None
+        return await tx.roles_for_project(project.id)
+
+    pages = [
+        replica_page(releases={"1.0": RELEASE}, files=[], roles=[["Owner", "alice"], ["Maintainer", "bob"]]),
+        replica_page(releases={"1.0": RELEASE, "2.0": RELEASE}, files=[], roles=[["Owner", "alice"]]),
+    ]
+    for serial, page in enumerate(pages, start=1):
+        snapshot = from_replica(page, "https://upstream/+replica/demo-pkg", "https://upstream", serial)
+        await store.write(replica._apply, files, snapshot, [], {}, serial, None, None, None, 5)
+        if serial == 1:
+            assert await store.read(roles) == [("Owner", "alice"), ("Maintainer", "bob")]
+    assert await store.read(roles) == [("Owner", "alice")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_removals_planned_in_a_failed_group_are_settled(
+    store: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    The removals that projects planned in a group's failed transaction are
+    settled (their records go; their files stay, their rows being there),
+    leaving only those of the transactions that committed.
+    """
+    files = FileStore(str(tmp_path / "files"))
+
+    async def planning(tx: Transaction, name: str, fails: bool) -> tuple[int, Any]:
+        await tx.insert_user(name, None, None, 1)
+        if fails:
+            raise ValueError(f"{name} is bad")
+        return 1, await tx.blocking(files.plan_removal, [("ab" * 32, f"{name}-1.0.tar.gz")])
+
+    monkeypatch.setattr(replica, "_apply", planning)
+    writes = replica._GroupedWrites(store)
+    arriving = [("first", False), ("good", False), ("bad", True), ("also-good", False)]
+    results = await DeferredList([writes.apply(arguments) for arguments in arriving], consumeErrors=True)
+    committed = {os.path.basename(value[1].record) for ok, value in results if ok}
+    assert len(committed) == 3
+    instance = os.path.join(files.tmp, files.instance_name)
+    assert {name for name in os.listdir(instance) if name.startswith("remove-")} == committed

@@ -262,8 +262,9 @@ def _link_into_place(recorded: str, target: str, prelinked: Identity | None = No
 
     :param prelinked: when L{Placement.prelink} put it there, the recorded
         file's identity: one look at the target then shows whether it still
-        is.  (It can be gone: another process may replace it as a leftover,
-        then give up its own upload.)
+        is (the record, which still exists, keeps that inode from being
+        reused).  It can be gone: another process may replace it as a
+        leftover, then give up its own upload.
     :return: whether the target changed (C{False}: it was this file already).
     """
     if prelinked is not None and _identity_at(target) == prelinked:
@@ -509,8 +510,10 @@ class Placement:
     def _link_unsynced(self) -> str | None:
         """
         Link what L{prelink} did not; return the directory to fsync, if
-        anything was linked here.
+        anything was linked here, or by an earlier call whose transaction
+        failed (its links found in place now may never have been fsynced).
         """
+        tried_before = self.linked
         # Set first: once a link is tried, a file may be at its target, and
         # the placement must be settled under the write lock if this fails.
         self.linked = True
@@ -519,7 +522,7 @@ class Placement:
             changed |= _link_into_place(
                 recorded, target, self.identities[recorded] if target in self.prelinked else None
             )
-        return os.path.dirname(self.links[0][1]) if changed else None
+        return os.path.dirname(self.links[0][1]) if changed or tried_before else None
 
     def done(self) -> None:
         """
@@ -676,8 +679,12 @@ class FileStore:
     @property
     def instance_name(self) -> str:
         """
-        This process's name among those sharing the data directory.
+        This process's name among those sharing the data directory (which
+        names the mirror lease's holder: looked for each time, so that a
+        staging directory taken away is not named).
         """
+        if self._instance_dir is not None and not os.path.isdir(self._instance_dir):
+            self._replace_instance()
         return os.path.basename(self._instance())
 
     def is_alive(self, instance_name: str) -> bool:
@@ -713,14 +720,17 @@ class FileStore:
         try:
             return make(self._instance())
         except FileNotFoundError:
-            gone = self._instance_dir
-            if gone is None or os.path.isdir(gone):
+            if self._instance_dir is None or os.path.isdir(self._instance_dir):
                 raise
-        log.warn("the staging directory {path} went away; making a new one", path=gone)
+        self._replace_instance()
+        return make(self._instance())
+
+    def _replace_instance(self) -> None:
+        log.warn("the staging directory {path} went away; making a new one", path=self._instance_dir)
         if self._instance_lock is not None:
             os.close(self._instance_lock)
         self._instance_dir = self._instance_lock = None
-        return make(self._instance())
+        self.open_instance()
 
     # Adding files
 

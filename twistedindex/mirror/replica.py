@@ -303,6 +303,9 @@ class Replica:
 GROUP_LIMIT = 16
 
 
+_Outcome = tuple[int, Removal | None]
+
+
 class _GroupedWrites:
     """
     Applies projects' snapshots (L{_apply}), those that arrive while a
@@ -315,15 +318,15 @@ class _GroupedWrites:
 
     def __init__(self, store: Any) -> None:
         self._store = store
-        self._waiting: list[tuple[tuple[Any, ...], Deferred[tuple[int, Removal | None]]]] = []
+        self._waiting: list[tuple[tuple[Any, ...], Deferred[_Outcome]]] = []
         self._writing = False
 
-    def apply(self, arguments: tuple[Any, ...]) -> Deferred[tuple[int, Removal | None]]:
+    def apply(self, arguments: tuple[Any, ...]) -> Deferred[_Outcome]:
         """
         C{_apply(tx, *arguments)} in a write transaction, perhaps with
         others.
         """
-        done: Deferred[tuple[int, Removal | None]] = Deferred()
+        done: Deferred[_Outcome] = Deferred()
         self._waiting.append((arguments, done))
         if not self._writing:
             Deferred.fromCoroutine(self._write_waiting())
@@ -335,20 +338,20 @@ class _GroupedWrites:
             while self._waiting:
                 group, self._waiting = self._waiting[:GROUP_LIMIT], self._waiting[GROUP_LIMIT:]
                 await self._write(group)
+        except BaseException:
+            # (A cancellation, say: no project is left waiting for a write
+            # that will not come.)
+            waiting, self._waiting = self._waiting, []
+            for _, done in waiting:
+                done.errback()
+            raise
         finally:
             self._writing = False
 
-    async def _write(self, group: list[tuple[tuple[Any, ...], Deferred[tuple[int, Removal | None]]]]) -> None:
+    async def _write(self, group: list[tuple[tuple[Any, ...], Deferred[_Outcome]]]) -> None:
         try:
-            if len(group) > 1:
-                try:
-                    outcomes = await self._store.write(_apply_all, [arguments for arguments, _ in group])
-                except Exception:
-                    pass  # each on its own, below
-                else:
-                    for (_, done), outcome in zip(group, outcomes, strict=True):
-                        done.callback(outcome)
-                    return
+            if len(group) > 1 and await self._write_together(group):
+                return
             for arguments, done in group:
                 try:
                     outcome = await self._store.write(_apply, *arguments)
@@ -357,11 +360,32 @@ class _GroupedWrites:
                 else:
                     done.callback(outcome)
         except BaseException:
-            # (A cancellation, say: no project is left waiting on it.)
             for _, done in group:
                 if not done.called:
                     done.errback()
             raise
+
+    async def _write_together(self, group: list[tuple[tuple[Any, ...], Deferred[_Outcome]]]) -> bool:
+        """
+        Apply the group in one transaction; C{False} if that failed.
+        """
+        planned: list[Removal] = []
+        try:
+            outcomes = await self._store.write(_apply_all, [arguments for arguments, _ in group], planned)
+        except Exception as e:
+            log.debug("mirror: a group of {count} failed ({error}); applying each alone", count=len(group), error=e)
+            # The removals planned in the failed transaction are settled
+            # (under the write lock, asking the database) before each
+            # project plans its own again.
+            for removal in planned:
+                try:
+                    await self._store.write(settle_removal, removal)
+                except Exception:
+                    log.failure("settling {record} failed; the next start does", record=removal.record)
+            return False
+        for (_, done), outcome in zip(group, outcomes, strict=True):
+            done.callback(outcome)
+        return True
 
 
 # What taking a file gives: its digests, its metadata file's bytes, its
@@ -508,7 +532,7 @@ async def _apply(
     normalized = snapshot.normalized_name
     changes: list[tuple[str | None, str]] = []  # for upstreams without serials
     project = await tx.get_project(normalized)
-    created = project is None
+    new_project = project is None
     # (A new project has no releases, files or roles to read.)
     releases: dict[str, Release] = {}
     files: dict[str, File] = {}
@@ -598,7 +622,7 @@ async def _apply(
     await tx.insert_files(rows)
 
     if snapshot.roles is not None:
-        await _match_roles(tx, project, snapshot.roles, now, created)
+        await _match_roles(tx, project, snapshot.roles, now, new_project)
     await tx.refresh_search_document(project.id)
 
     if serial is not None:
@@ -621,8 +645,18 @@ async def _apply(
     return after, removal
 
 
-async def _apply_all(tx: Transaction, group: list[tuple[Any, ...]]) -> list[tuple[int, Removal | None]]:
-    return [await _apply(tx, *arguments) for arguments in group]
+async def _apply_all(tx: Transaction, group: list[tuple[Any, ...]], planned: list[Removal]) -> list[_Outcome]:
+    """
+    L{_apply} for each of a group, noting on C{planned} the removals it
+    plans (for the caller to settle if the transaction fails).
+    """
+    outcomes = []
+    for arguments in group:
+        outcome = await _apply(tx, *arguments)
+        if outcome[1] is not None:
+            planned.append(outcome[1])
+        outcomes.append(outcome)
+    return outcomes
 
 
 async def _remove_project(
@@ -659,13 +693,13 @@ def _differs(release: Release, description: ReleaseMetadata) -> bool:
 
 
 async def _match_roles(
-    tx: Transaction, project: Project, roles: tuple[tuple[str, str], ...], now: int, created: bool
+    tx: Transaction, project: Project, roles: tuple[tuple[str, str], ...], now: int, new_project: bool
 ) -> None:
     """
     Give the project the upstream's roles, making (password-less) accounts
     for the users this index has not seen.
     """
-    current = set() if created else set(await tx.roles_for_project(project.id))
+    current = set() if new_project else set(await tx.roles_for_project(project.id))
     wanted = set(roles)
     for role, name in current - wanted:
         user = await tx.get_user(name)

@@ -118,7 +118,6 @@ class SyncCursor:
         self._translate = dialect == "sqlite"
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Awaitable[object]:
-
         self._cursor.execute(to_qmark(sql) if self._translate else sql, params)
         return Ready(self)
 
@@ -947,8 +946,8 @@ class Transaction:
         return [row[0] for row in rows]
 
 
-# The columns of a file row, as L{NewFile} orders them.
-_FILE_COLUMNS = ", ".join(field.name for field in fields(NewFile))
+# The columns of a new file row, as L{NewFile} orders them.
+_NEW_FILE_COLUMNS = ", ".join(field.name for field in fields(NewFile))
 
 # Rows per multi-row INSERT: within SQLite's limit on parameters (32,766)
 # at 15 a row.
@@ -958,4 +957,4 @@ _ROWS_PER_INSERT = 500
 @functools.lru_cache(maxsize=64)
 def _insert_files_sql(rows: int) -> str:
     row = "(" + ", ".join(["%s"] * len(fields(NewFile))) + ")"
-    return f"INSERT INTO files ({_FILE_COLUMNS}) VALUES " + ", ".join([row] * rows)
+    return f"INSERT INTO files ({_NEW_FILE_COLUMNS}) VALUES " + ", ".join([row] * rows)

@@ -41,6 +41,10 @@ VERSION = 1
 INLINE_LIMIT = 256 * 1024
 INLINE_TOTAL = 8 * 1024 * 1024
 
+# At most this many inline files are read on the reactor thread (see
+# ReplicaResource._document).
+READ_HERE_FILES = 32
+
 
 def replica_document(
     detail: ProjectDetail, signature: bytes | None, contents: dict[str, bytes] | None = None
@@ -128,11 +132,13 @@ class ReplicaResource(Resource):
             return not_found(request)
         contents: dict[str, bytes] = {}
         if inline:
-            if sum(file.size for file in detail.files if file.size <= inline) <= SMALL_FILE:
-                # Files of a few hundred KiB in all are read here, as
-                # files.py reads a small file: a trip to a worker thread cost
-                # more (the threads taking the GIL from one another at every
-                # read; measured by bench/mirror_bench.py).
+            carried = [file.size for file in detail.files if file.size <= inline]
+            if len(carried) <= READ_HERE_FILES and sum(carried) <= SMALL_FILE:
+                # A few files of 256 KiB in all (and their metadata files)
+                # are read here, as files.py reads a small file: a trip to a
+                # worker thread cost more (the threads taking the GIL from
+                # one another at every read; measured by
+                # bench/mirror_bench.py).
                 contents = _read_small_files(self._index.files, detail, inline)
             else:
                 contents = await self._index.blocking(_read_small_files, self._index.files, detail, inline)
