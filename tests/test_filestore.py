@@ -613,3 +613,60 @@ def test_a_link_tried_again_owes_its_directory_fsync(tmp_path: Any) -> None:
     placement = store.prepare(staged(store), WHEEL, metadata=b"META")
     assert placement._link_unsynced() is None
     assert placement._link_unsynced() == os.path.dirname(store.path(B2, WHEEL))
+
+
+def written_batch(store: FileStore, content: bytes) -> filestore.SyncBatch:
+    batch = store.batch()
+    file = store.stage()
+    file.write(content)
+    file.finish(batch)
+    return batch
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_batches_paid_together(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, fails: bool) -> None:
+    """
+    pay_all pays several batches with one syncfs, on the descriptor of the
+    batch opened first (it reports the write-back errors of every later
+    batch's writes too), and lets go of their descriptors.  Paying them
+    again does nothing once paid, and fails again once failed: a failed
+    payment never passes for a durable one.
+    """
+    if filestore._syncfs is None:
+        pytest.skip("this platform has no syncfs")
+    store = FileStore(str(tmp_path))
+    first, second, third = (written_batch(store, CONTENT + bytes([n])) for n in range(3))
+    descriptors = [batch._filesystem for batch in (first, second, third)]
+    synced: list[int | None] = []
+
+    def syncfs(fd: int) -> int:
+        synced.append(fd)
+        if fails:
+            ctypes.set_errno(errno.EIO)
+            return -1
+        return 0
+
+    monkeypatch.setattr(filestore, "_syncfs", syncfs)
+    for _ in range(2):
+        if fails:
+            with pytest.raises(OSError) as raised:
+                filestore.pay_all([third, first, second])
+            assert raised.value.errno == errno.EIO
+        else:
+            filestore.pay_all([third, first, second])
+        assert synced == [descriptors[0]]  # the second attempt syncs nothing
+    assert all(batch._filesystem is None for batch in (first, second, third))
+    assert all(batch.paid is not fails for batch in (first, second, third))
+
+
+def test_batches_paid_together_without_syncfs(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Without syncfs, pay_all fsyncs every file of every batch.
+    """
+    monkeypatch.setattr(filestore, "_syncfs", None)
+    store = FileStore(str(tmp_path))
+    batches = [written_batch(store, CONTENT + bytes([n])) for n in range(2)]
+    fsynced: list[int] = []
+    monkeypatch.setattr(filestore.os, "fsync", lambda fd: fsynced.append(fd))
+    filestore.pay_all(batches)
+    assert len(fsynced) == 2

@@ -1,7 +1,8 @@
 """
 A mirror's project writes: what one applies, and how those that arrive
-together are applied in one transaction, where a project that fails fails
-alone.  Run on SQLite and on PostgreSQL.
+together are applied in one transaction, after their files' fsyncs are
+paid together, where a project that fails fails alone.  Run on SQLite and
+on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ async def test_writes_arriving_together_share_a_transaction(store: Any, monkeypa
     monkeypatch.setattr(store, "write", counted)
     writes = replica._GroupedWrites(store)
     names = [f"user{n}" for n in range(5)]
-    results = await DeferredList([writes.apply((name, False)) for name in names], consumeErrors=True)
+    results = await DeferredList([writes.apply((name, False), []) for name in names], consumeErrors=True)
     assert [result for _, result in results] == [(5, None)] * 5
-    assert transactions == [replica._apply, replica._apply_all]  # the first alone, then the rest
+    assert transactions == [replica._pay_and_apply, replica._apply_all]  # the first alone, then the rest
     assert await store.read(users, names) == names
 
 
@@ -68,7 +69,7 @@ async def test_a_project_failing_in_a_group_fails_alone(store: Any, monkeypatch:
     monkeypatch.setattr(replica, "_apply", add_user)
     writes = replica._GroupedWrites(store)
     arriving = [("first", False), ("good", False), ("bad", True), ("also-good", False)]
-    results = await DeferredList([writes.apply(arguments) for arguments in arriving], consumeErrors=True)
+    results = await DeferredList([writes.apply(arguments, []) for arguments in arriving], consumeErrors=True)
     outcomes = {name: (ok, value) for (name, _), (ok, value) in zip(arriving, results, strict=True)}
     assert outcomes["good"] == (True, (4, None)) and outcomes["also-good"] == (True, (9, None))
     ok, failure = outcomes["bad"]
@@ -133,8 +134,55 @@ async def test_removals_planned_in_a_failed_group_are_settled(
     monkeypatch.setattr(replica, "_apply", planning)
     writes = replica._GroupedWrites(store)
     arriving = [("first", False), ("good", False), ("bad", True), ("also-good", False)]
-    results = await DeferredList([writes.apply(arguments) for arguments in arriving], consumeErrors=True)
+    results = await DeferredList([writes.apply(arguments, []) for arguments in arriving], consumeErrors=True)
     committed = {os.path.basename(value[1].record) for ok, value in results if ok}
     assert len(committed) == 3
     instance = os.path.join(files.tmp, files.instance_name)
     assert {name for name in os.listdir(instance) if name.startswith("remove-")} == committed
+
+
+@pytest.mark.parametrize("payment_fails", [False, True])
+@pytest_twisted.ensureDeferred
+async def test_a_groups_fsyncs_are_paid_in_its_write(
+    store: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, payment_fails: bool
+) -> None:
+    """
+    The batches a group's projects owe are paid once, in the group's write
+    before any project is applied; if paying fails (a write-back error),
+    no project of the group commits, not even when each is tried alone.
+    """
+    files = FileStore(str(tmp_path / "files"))
+    payments: list[tuple[list[Any], list[str]]] = []
+    written: list[str] = []
+    real_pay_all = replica.pay_all
+
+    def pay_all(batches: list[Any]) -> None:
+        payments.append((list(batches), list(written)))
+        if payment_fails and len(batches) > 1:
+            for batch in batches:
+                batch.failure = batch.failure or OSError(5, "write-back error")
+        real_pay_all(batches)
+
+    async def add_user_noted(tx: Transaction, name: str, fails: bool) -> tuple[int, None]:
+        written.append(name)
+        return await add_user(tx, name, fails)
+
+    monkeypatch.setattr(replica, "_apply", add_user_noted)
+    monkeypatch.setattr(replica, "pay_all", pay_all)
+    writes = replica._GroupedWrites(store)
+    names = ["one", "two", "three"]
+    owed = {name: [files.batch() for _ in range(2 if name == "two" else 1)] for name in names}
+    results = await DeferredList([writes.apply((name, False), owed[name]) for name in names], consumeErrors=True)
+    # The first is written alone; the other two wait for it, then pay
+    # together, in their write, before either is applied.
+    assert payments[0] == (owed["one"], [])
+    assert payments[1] == (owed["two"] + owed["three"], ["one"])
+    if payment_fails:
+        assert results[0] == (True, (3, None))
+        assert all(not ok and failure.check(OSError) for ok, failure in results[1:])
+        assert await store.read(users, names) == ["one"] and written == ["one"]
+    else:
+        assert len(payments) == 2
+        assert [ok for ok, _ in results] == [True, True, True]
+        assert await store.read(users, names) == names
+    assert all(batch.paid is not (payment_fails and name != "one") for name in names for batch in owed[name])

@@ -195,6 +195,11 @@ class SyncBatch:
         # opened: opened before the batch's writes, it misses none of
         # theirs (even one that another caller's syncfs reported first).
         self._filesystem = os.open(root, os.O_RDONLY | os.O_DIRECTORY) if _syncfs is not None else None
+        self._opened = next(_batches_opened)
+        # What pay_all found: paid, or the error that means a write may be
+        # lost (kept, so that paying again never passes for durable).
+        self.paid = False
+        self.failure: OSError | None = None
         self._owed = False
         # Without syncfs: descriptors of the files, not their paths (they
         # are renamed to their records before the batch is paid).
@@ -252,6 +257,42 @@ class SyncBatch:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_batches_opened = itertools.count()
+
+
+def pay_all(batches: list[SyncBatch]) -> None:
+    """
+    Pay several batches, whose files are all written, at once: with
+    syncfs, one call on the descriptor of the batch opened first, which
+    reports the write-back errors met since then, and so those of every
+    batch's writes.  Batches without syncfs pay their own fsyncs.  A batch
+    paid already is passed over; one whose payment failed fails again.
+    """
+    unpaid = [batch for batch in batches if not batch.paid]
+    try:
+        for batch in unpaid:
+            if batch.failure is not None:
+                raise batch.failure
+        syncing = [batch for batch in unpaid if batch._filesystem is not None and batch._owed]
+        if syncing:
+            first = min(syncing, key=lambda batch: batch._opened)
+            assert first._filesystem is not None
+            first._sync_filesystem(first._filesystem)
+        for batch in unpaid:
+            if batch._filesystem is None:
+                batch.pay()
+    except OSError as e:
+        for batch in unpaid:
+            batch.failure = e
+        raise
+    else:
+        for batch in unpaid:
+            batch.paid = True
+    finally:
+        for batch in unpaid:
+            batch.close()
 
 
 def _link_into_place(recorded: str, target: str, prelinked: Identity | None = None) -> bool:

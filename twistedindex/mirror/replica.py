@@ -30,7 +30,7 @@ from twisted.logger import Logger
 
 from .. import dists
 from .. import metadata as core_metadata
-from ..filestore import Digests, FileStore, Placement, Removal, StagedFile, SyncBatch, link_all
+from ..filestore import Digests, FileStore, Placement, Removal, StagedFile, SyncBatch, link_all, pay_all
 from ..index import PackageIndex, settle_placement, settle_removal
 from ..storage import Transaction
 from ..storage.rows import File, NewFile, Project, Release
@@ -55,6 +55,8 @@ class PreparedFile:
         is served beside it.
     :ivar release_metadata: its release's description, read from the file's
         own metadata (for upstreams whose pages do not describe releases).
+    :ivar owed: the batch whose payment makes it durable, if not paid yet
+        (paid in the write that records it).
     """
 
     snapshot: FileSnapshot
@@ -62,6 +64,7 @@ class PreparedFile:
     placement: Placement
     metadata_sha256: str | None
     release_metadata: ReleaseMetadata | None
+    owed: SyncBatch | None = None
 
 
 @frozen
@@ -160,21 +163,21 @@ class Replica:
         """
         Files that came inside their project's page: all written, checked
         and prepared here on the reactor thread, as twisted.web reads small
-        files, with the fsyncs they owe paid together on a worker thread.
-        (Handing each file to a thread cost more than writing it: the
-        threads spent their time taking the GIL from one another, measured
-        by bench/mirror_bench.py.)
+        files, with the fsyncs they owe left to one batch, paid in the write
+        that records them (see L{_GroupedWrites}).  (Handing each file to a
+        thread cost more than writing it: the threads spent their time
+        taking the GIL from one another, measured by bench/mirror_bench.py.)
         """
         taken: list[tuple[StagedFile | None, _Taken]] = []
         prepared: list[PreparedFile] = []
         async with self._downloads:
+            batch = self.files.batch()
             try:
-                with self.files.batch() as batch:
-                    _take_inline(self.files, files, describe_releases, batch, taken)
-                    await self.index.blocking(batch.pay)
+                _take_inline(self.files, files, describe_releases, batch, taken)
                 for file, (staged, result) in zip(files, taken, strict=True):
-                    prepared.append(await self._completed(file, staged, result))
+                    prepared.append(await self._completed(file, staged, result, batch))
             except BaseException:
+                batch.close()
                 # Those completed, and those taken and placed but not yet
                 # completed.
                 rest = list(zip(files, taken, strict=False))[len(prepared) :]
@@ -187,7 +190,9 @@ class Replica:
                 raise
         return prepared
 
-    async def _completed(self, file: FileSnapshot, staged: StagedFile | None, taken: _Taken) -> PreparedFile:
+    async def _completed(
+        self, file: FileSnapshot, staged: StagedFile | None, taken: _Taken, owed: SyncBatch | None = None
+    ) -> PreparedFile:
         """
         A taken file, prepared: when the upstream serves other metadata bytes
         than the wheel holds, its own are fetched and the file prepared with
@@ -199,7 +204,7 @@ class Replica:
             metadata = await self._upstream_metadata(file)
             placement = await self.index.blocking(self.files.prepare, staged, file.filename, metadata)
         return PreparedFile(
-            file, digests, placement, hashlib.sha256(metadata).hexdigest() if metadata else None, described
+            file, digests, placement, hashlib.sha256(metadata).hexdigest() if metadata else None, described, owed
         )
 
     async def _upstream_metadata(self, file: FileSnapshot) -> bytes:
@@ -213,7 +218,10 @@ class Replica:
         """
         Drop prepared files that will not be recorded.
         """
-        await self._settle(list(prepared), None)
+        prepared = list(prepared)
+        for batch in _owed(prepared):
+            batch.close()
+        await self._settle(prepared, None)
 
     # Applying
 
@@ -245,7 +253,8 @@ class Replica:
         now = self.index.now()
         try:
             serial_after, removal = await self._writes.apply(
-                (self.files, snapshot, prepared, descriptions, serial, fingerprint, listed_serial, signature, now)
+                (self.files, snapshot, prepared, descriptions, serial, fingerprint, listed_serial, signature, now),
+                _owed(prepared),
             )
         except BaseException:
             await self._settle(prepared, None)
@@ -309,25 +318,28 @@ _Outcome = tuple[int, Removal | None]
 class _GroupedWrites:
     """
     Applies projects' snapshots (L{_apply}), those that arrive while a
-    write runs together in the next one: a write transaction, its commit
-    and its fsync, and the trip to the SQLite thread, are paid once for the
-    group (measured: bench/mirror_bench.py).  A project's outcome is its
-    own: if the group's transaction fails, each of its projects is applied
-    again in a transaction of its own, so one bad project fails alone.
+    write runs together in the next one: the fsyncs their files owe (one
+    syncfs, in the write, before anything is applied), the trip to the
+    SQLite thread, the write transaction and its commit are paid once for
+    the group.  (Paying on a worker thread first cost one more trip per
+    project; measured by bench/mirror_bench.py.)  A project's outcome is
+    its own: if the group's transaction fails, each of its projects is
+    applied again in a transaction of its own, so one bad project fails
+    alone; a failed payment fails every project that owed it, even then.
     """
 
     def __init__(self, store: Any) -> None:
         self._store = store
-        self._waiting: list[tuple[tuple[Any, ...], Deferred[_Outcome]]] = []
+        self._waiting: list[tuple[tuple[Any, ...], list[SyncBatch], Deferred[_Outcome]]] = []
         self._writing = False
 
-    def apply(self, arguments: tuple[Any, ...]) -> Deferred[_Outcome]:
+    def apply(self, arguments: tuple[Any, ...], owed: list[SyncBatch]) -> Deferred[_Outcome]:
         """
-        C{_apply(tx, *arguments)} in a write transaction, perhaps with
-        others.
+        Pay the batches C{owed}, then C{_apply(tx, *arguments)}, in a write
+        transaction, perhaps with others.
         """
         done: Deferred[_Outcome] = Deferred()
-        self._waiting.append((arguments, done))
+        self._waiting.append((arguments, owed, done))
         if not self._writing:
             Deferred.fromCoroutine(self._write_waiting())
         return done
@@ -342,36 +354,38 @@ class _GroupedWrites:
             # (A cancellation, say: no project is left waiting for a write
             # that will not come.)
             waiting, self._waiting = self._waiting, []
-            for _, done in waiting:
+            for _, _, done in waiting:
                 done.errback()
             raise
         finally:
             self._writing = False
 
-    async def _write(self, group: list[tuple[tuple[Any, ...], Deferred[_Outcome]]]) -> None:
+    async def _write(self, group: list[tuple[tuple[Any, ...], list[SyncBatch], Deferred[_Outcome]]]) -> None:
         try:
             if len(group) > 1 and await self._write_together(group):
                 return
-            for arguments, done in group:
+            for arguments, owed, done in group:
                 try:
-                    outcome = await self._store.write(_apply, *arguments)
+                    outcome = await self._store.write(_pay_and_apply, owed, arguments)
                 except Exception:
                     done.errback()
                 else:
                     done.callback(outcome)
         except BaseException:
-            for _, done in group:
+            for _, _, done in group:
                 if not done.called:
                     done.errback()
             raise
 
-    async def _write_together(self, group: list[tuple[tuple[Any, ...], Deferred[_Outcome]]]) -> bool:
+    async def _write_together(self, group: list[tuple[tuple[Any, ...], list[SyncBatch], Deferred[_Outcome]]]) -> bool:
         """
         Apply the group in one transaction; C{False} if that failed.
         """
         planned: list[Removal] = []
         try:
-            outcomes = await self._store.write(_apply_all, [arguments for arguments, _ in group], planned)
+            outcomes = await self._store.write(
+                _apply_all, [arguments for arguments, _, _ in group], planned, [b for _, owed, _ in group for b in owed]
+            )
         except Exception as e:
             log.debug("mirror: a group of {count} failed ({error}); applying each alone", count=len(group), error=e)
             # The removals planned in the failed transaction are settled
@@ -383,9 +397,16 @@ class _GroupedWrites:
                 except Exception:
                     log.failure("settling {record} failed; the next start does", record=removal.record)
             return False
-        for (_, done), outcome in zip(group, outcomes, strict=True):
+        for (_, _, done), outcome in zip(group, outcomes, strict=True):
             done.callback(outcome)
         return True
+
+
+def _owed(prepared: list[PreparedFile]) -> list[SyncBatch]:
+    """
+    The batches that C{prepared} files owe, each once.
+    """
+    return list({id(file.owed): file.owed for file in prepared if file.owed is not None}.values())
 
 
 # What taking a file gives: its digests, its metadata file's bytes, its
@@ -645,11 +666,25 @@ async def _apply(
     return after, removal
 
 
-async def _apply_all(tx: Transaction, group: list[tuple[Any, ...]], planned: list[Removal]) -> list[_Outcome]:
+async def _pay_and_apply(tx: Transaction, owed: list[SyncBatch], arguments: tuple[Any, ...]) -> _Outcome:
+    """
+    Pay the batches C{owed} (nothing for those paid already), then
+    L{_apply}.
+    """
+    if owed:
+        await tx.blocking(pay_all, owed)
+    return await _apply(tx, *arguments)
+
+
+async def _apply_all(
+    tx: Transaction, group: list[tuple[Any, ...]], planned: list[Removal], owed: list[SyncBatch]
+) -> list[_Outcome]:
     """
     L{_apply} for each of a group, noting on C{planned} the removals it
     plans (for the caller to settle if the transaction fails).
     """
+    if owed:
+        await tx.blocking(pay_all, owed)
     outcomes = []
     for arguments in group:
         outcome = await _apply(tx, *arguments)
