@@ -23,6 +23,18 @@ CONTENT = b"wheel bytes " * 1000
 B2 = hashlib.blake2b(CONTENT, digest_size=32).hexdigest()
 
 
+def assert_wheel_stored(store: FileStore) -> None:
+    """
+    The wheel of CONTENT is at its path with its METADATA (b"META"), and
+    nothing is left in the staging directories.
+    """
+    with open(store.path(B2, WHEEL), "rb") as f:
+        assert f.read() == CONTENT
+    with open(store.path(B2, WHEEL) + ".metadata", "rb") as f:
+        assert f.read() == b"META"
+    assert all_files(store.tmp) == []
+
+
 def staged(store: FileStore, content: bytes = CONTENT) -> Any:
     file = store.stage()
     file.write(content[:100])
@@ -123,11 +135,7 @@ def test_link_puts_back_a_prelinked_file_another_process_took(tmp_path: Any, mea
                 f.write(b"another process's copy")
     placement.link()
     placement.done()
-    with open(store.path(B2, WHEEL), "rb") as f:
-        assert f.read() == CONTENT
-    with open(store.path(B2, WHEEL) + ".metadata", "rb") as f:
-        assert f.read() == b"META"
-    assert all_files(store.tmp) == []
+    assert_wheel_stored(store)
 
 
 def test_link_replaces_a_leftover_and_undo_spares_other_files(tmp_path: Any) -> None:
@@ -570,11 +578,7 @@ def test_prepare_bytes_places_a_file_held_in_memory(tmp_path: Any, batched: bool
         placement = store.prepare_bytes(CONTENT, digests, WHEEL, b"META", None)
     placement.link()
     placement.done()
-    with open(store.path(B2, WHEEL), "rb") as f:
-        assert f.read() == CONTENT
-    with open(store.path(B2, WHEEL) + ".metadata", "rb") as f:
-        assert f.read() == b"META"
-    assert all_files(store.tmp) == []
+    assert_wheel_stored(store)
 
 
 @pytest.mark.parametrize("making", ["stage", "prepare_bytes", "plan_removal", "nothing"])

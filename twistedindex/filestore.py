@@ -217,17 +217,13 @@ class SyncBatch:
             self._directories.add(path)
 
     def pay(self) -> None:
-        try:
-            if self._filesystem is not None:
-                if self._owed:
-                    self._sync_filesystem(self._filesystem)
-                return
-            for descriptor in self._files:
-                os.fsync(descriptor)
-            for directory in sorted(self._directories):
-                _fsync_directory(directory)
-        finally:
-            self.close()
+        pay_all([self])
+
+    def _fsync_each(self) -> None:
+        for descriptor in self._files:
+            os.fsync(descriptor)
+        for directory in sorted(self._directories):
+            _fsync_directory(directory)
 
     def _sync_filesystem(self, descriptor: int) -> None:
         global _syncfs
@@ -282,7 +278,7 @@ def pay_all(batches: list[SyncBatch]) -> None:
             first._sync_filesystem(first._filesystem)
         for batch in unpaid:
             if batch._filesystem is None:
-                batch.pay()
+                batch._fsync_each()
     except OSError as e:
         for batch in unpaid:
             batch.failure = e

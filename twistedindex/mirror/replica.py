@@ -314,6 +314,10 @@ GROUP_LIMIT = 16
 
 _Outcome = tuple[int, Removal | None]
 
+# A project waiting for its write: its _apply arguments, the batches it
+# owes, and what hears its outcome.
+_Waiting = tuple[tuple[Any, ...], list[SyncBatch], Deferred[_Outcome]]
+
 
 class _GroupedWrites:
     """
@@ -330,7 +334,7 @@ class _GroupedWrites:
 
     def __init__(self, store: Any) -> None:
         self._store = store
-        self._waiting: list[tuple[tuple[Any, ...], list[SyncBatch], Deferred[_Outcome]]] = []
+        self._waiting: list[_Waiting] = []
         self._writing = False
 
     def apply(self, arguments: tuple[Any, ...], owed: list[SyncBatch]) -> Deferred[_Outcome]:
@@ -360,7 +364,7 @@ class _GroupedWrites:
         finally:
             self._writing = False
 
-    async def _write(self, group: list[tuple[tuple[Any, ...], list[SyncBatch], Deferred[_Outcome]]]) -> None:
+    async def _write(self, group: list[_Waiting]) -> None:
         try:
             if len(group) > 1 and await self._write_together(group):
                 return
@@ -377,7 +381,7 @@ class _GroupedWrites:
                     done.errback()
             raise
 
-    async def _write_together(self, group: list[tuple[tuple[Any, ...], list[SyncBatch], Deferred[_Outcome]]]) -> bool:
+    async def _write_together(self, group: list[_Waiting]) -> bool:
         """
         Apply the group in one transaction; C{False} if that failed.
         """
@@ -669,11 +673,9 @@ async def _apply(
 async def _pay_and_apply(tx: Transaction, owed: list[SyncBatch], arguments: tuple[Any, ...]) -> _Outcome:
     """
     Pay the batches C{owed} (nothing for those paid already), then
-    L{_apply}.
+    L{_apply}: L{_apply_all} for one.
     """
-    if owed:
-        await tx.blocking(pay_all, owed)
-    return await _apply(tx, *arguments)
+    return (await _apply_all(tx, [arguments], [], owed))[0]
 
 
 async def _apply_all(
