@@ -19,7 +19,7 @@ from twistedindex.mirror import replica
 from twistedindex.mirror.snapshot import from_replica
 from twistedindex.storage import Transaction
 
-from .test_snapshot import replica_page
+from .test_snapshot import replica_document
 
 
 async def add_user(tx: Transaction, name: str, fails: bool) -> tuple[int, None]:
@@ -103,11 +103,13 @@ async def test_roles_follow_the_upstream_when_a_release_arrives(store: Any, tmp_
         return await tx.roles_for_project(project.id)
 
     pages = [
-        replica_page(releases={"1.0": RELEASE}, files=[], roles=[["Owner", "alice"], ["Maintainer", "bob"]]),
-        replica_page(releases={"1.0": RELEASE, "2.0": RELEASE}, files=[], roles=[["Owner", "alice"]]),
+        replica_document(
+            serial=1, releases={"1.0": RELEASE}, files=[], roles=[["Owner", "alice"], ["Maintainer", "bob"]]
+        ),
+        replica_document(serial=2, releases={"1.0": RELEASE, "2.0": RELEASE}, files=[], roles=[["Owner", "alice"]]),
     ]
     for serial, page in enumerate(pages, start=1):
-        snapshot = from_replica(page, "https://upstream/+replica/demo-pkg", "https://upstream", serial)
+        snapshot = from_replica(page, "https://upstream/+replica/?project=demo-pkg", "https://upstream")
         await store.write(replica._apply, files, snapshot, [], {}, serial, None, None, None, 5)
         if serial == 1:
             assert await store.read(roles) == [("Owner", "alice"), ("Maintainer", "bob")]

@@ -119,35 +119,53 @@ def test_a_ring_of_three_follows_the_master(tmp_path: Path, pg_dsn: str) -> None
         node.stop()
 
 
-def test_replica_pages_carry_small_files_inline(tmp_path: Path) -> None:
+def test_replica_answers_carry_small_files_inline(tmp_path: Path) -> None:
     """
-    C{/+replica/<project>?inline=N} carries the bytes of each file of at
-    most N bytes, and a wheel's metadata file beside them, whether the
-    project's files are few bytes in all (read on the reactor thread) or
-    many (read on a worker thread); larger files are left to their URLs.
+    C{/+replica/?project=...&inline=N} describes each project asked for
+    (null for one the index lacks) and carries the bytes of each file of at
+    most N bytes, up to 1 MiB a project, with a wheel's metadata file beside
+    them, whether the answer's files are few bytes in all (read on the
+    reactor thread) or many (read on a worker thread); larger files are
+    left to their URLs.  It says how many projects a request may name.
     """
     master = start_master(tmp_path / "master")
     dists = tmp_path / "dists"
     dists.mkdir()
     expected: dict[str, dict[str, bytes]] = {"tiny": {}, "bulky": {}}
-    for project, payload in (("tiny", 10), ("bulky", 100_000)):
-        for version in ("1.0", "2.0", "3.0"):
+    for project, payload, versions in (("tiny", 10, 3), ("bulky", 220_000, 5)):
+        for version in (f"{n}.0" for n in range(1, versions + 1)):
             path = wheel(dists, project, version, payload=os.urandom(payload))
             assert upload(master, path, project, version).status == 200
             expected[project][path.name] = path.read_bytes()
-    assert sum(len(content) for content in expected["bulky"].values()) > 256 * 1024
-    for project, inline, inlined in (("tiny", 65536, 3), ("bulky", 262144, 3), ("bulky", 65536, 0)):
-        response = get(f"{master.url}+replica/{project}?inline={inline}")
+    assert json.loads(get(master.url + "+replica/").body) == {"version": 2, "projects": 16}
+    for asked, inline, inlined in (
+        (["tiny"], 65536, {"tiny": 3}),
+        (["tiny", "bulky", "absent"], 262144, {"tiny": 3, "bulky": 4}),  # 1 MiB a project
+        (["bulky", "tiny"], 65536, {"tiny": 3, "bulky": 0}),
+    ):
+        query = "&".join(f"project={name}" for name in asked)
+        response = get(f"{master.url}+replica/?{query}&inline={inline}")
         assert response.status == 200
-        files = {f["filename"]: f for f in json.loads(response.body)["files"]}
-        assert sorted(files) == sorted(expected[project])
-        carried = {name: f for name, f in files.items() if "content" in f}
-        assert len(carried) == inlined
-        for name, file in carried.items():
-            assert base64.b64decode(file["content"]) == expected[project][name]
-            metadata = base64.b64decode(file["metadata_content"])
-            assert hashlib.sha256(metadata).hexdigest() == file["metadata_sha256"]
-            assert b"Name: " + project.encode() in metadata
+        documents = json.loads(response.body)["projects"]
+        assert list(documents) == asked
+        for project, count in inlined.items():
+            files = {f["filename"]: f for f in documents[project]["files"]}
+            assert sorted(files) == sorted(expected[project])
+            carried = {name: f for name, f in files.items() if "content" in f}
+            assert len(carried) == count
+            for name, file in carried.items():
+                assert base64.b64decode(file["content"]) == expected[project][name]
+                metadata = base64.b64decode(file["metadata_content"])
+                assert hashlib.sha256(metadata).hexdigest() == file["metadata_sha256"]
+                assert b"Name: " + project.encode() in metadata
+        if "absent" in asked:
+            assert documents["absent"] is None
+    too_many = "&".join(f"project=p{n}" for n in range(17))
+    refused = get(f"{master.url}+replica/?{too_many}")
+    assert (refused.status, refused.reason) == (400, "at most 16 projects a request")
+    refused = get(f"{master.url}+replica/?project=not%20a%20name")
+    assert (refused.status, refused.reason) == (400, "'not a name' is not a project name")
+    assert get(f"{master.url}+replica/tiny").status == 404
     master.stop()
 
 
@@ -212,7 +230,9 @@ def test_a_mirror_stopped_mid_sync_stops_cleanly_and_resumes(tmp_path: Path) -> 
     master = start_master(tmp_path / "master")
     dists = tmp_path / "dists"
     dists.mkdir()
-    names = [f"stop-{i:02d}" for i in range(16)]
+    # More projects than the mirror has in hand at once (2 workers, each
+    # request bringing up to 8).
+    names = [f"stop-{i:02d}" for i in range(40)]
     for name in names:
         path = wheel(dists, name, "1.0", payload=os.urandom(64 * 1024))
         assert upload(master, path, name, "1.0").status == 200
@@ -296,7 +316,9 @@ def test_a_mirror_of_some_projects(tmp_path: Path) -> None:
     master.stop()
 
 
-PROJECT_PAGE = r"^/(pypi/broken/json|\+replica/broken(\?|$))"
+# The project's JSON API page, or a /+replica/ request that names it (with
+# others, or alone).
+PROJECT_PAGE = r"^/(pypi/broken/json|\+replica/\?(.*&)?project=broken(&|$))"
 
 
 @pytest.mark.parametrize(
@@ -304,7 +326,7 @@ PROJECT_PAGE = r"^/(pypi/broken/json|\+replica/broken(\?|$))"
     [
         (Fault(PROJECT_PAGE, "500"), False),
         (Fault(PROJECT_PAGE, "500"), True),
-        (Fault(PROJECT_PAGE, "stale"), False),
+        (Fault(PROJECT_PAGE, "stale", project="broken"), False),
         (Fault(PROJECT_PAGE, "stale"), True),
         (Fault(PROJECT_PAGE, "truncate"), False),
         (Fault(r"^/packages/.*/broken-2\.0", "truncate"), False),
@@ -356,6 +378,36 @@ def test_upstream_faults_are_never_served(tmp_path: Path, fault: Fault, warehous
         eventually(lambda: same_pages(master, mirror, ["broken", "healthy"]), what="convergence after the fault")
         assert stored_files(mirror.data_dir) == stored_files(master.data_dir)
         assert staged_files(mirror.data_dir) == []
+        mirror.stop()
+    master.stop()
+
+
+def test_a_project_that_fails_a_shared_request_fails_alone(tmp_path: Path) -> None:
+    """
+    Projects are asked of a twistedindex upstream several to a request.  A
+    request that fails is asked again project by project, so the projects
+    that share it with a failing one arrive, and only that one waits for
+    a later round.
+    """
+    master = start_master(tmp_path / "master")
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    for name in ("alpha", "broken", "gamma"):
+        assert upload(master, wheel(dists, name, "1.0"), name, "1.0").status == 200
+    with upstream_proxy(master.url) as proxy:
+        fault = proxy.add(Fault(PROJECT_PAGE, "500"))
+        mirror = start_mirror(tmp_path / "mirror", proxy.url)
+        eventually(
+            lambda: all(get(mirror.simple_url + f"{name}/").status == 200 for name in ("alpha", "gamma")),
+            what="the projects beside the failing one",
+        )
+        assert get(mirror.simple_url + "broken/").status == 404
+        assert "mirror: broken failed" in mirror.daemon.log
+        asked = [path for _, path in proxy.requests if path.startswith("/+replica/?")]
+        assert asked[0] == "/+replica/?inline=65536&project=alpha&project=broken&project=gamma"
+        assert {"/+replica/?inline=65536&project=alpha", "/+replica/?inline=65536&project=gamma"} <= set(asked)
+        proxy.faults.remove(fault)
+        eventually(lambda: same_pages(master, mirror, ["alpha", "broken", "gamma"]), what="convergence")
         mirror.stop()
     master.stop()
 

@@ -27,6 +27,7 @@ from twistedindex.mirror.snapshot import (
     from_replica,
     from_simple,
     listing_from_simple,
+    replica_documents,
 )
 from twistedindex.mirror.upstream import is_simple_url
 
@@ -232,7 +233,7 @@ def test_simple_listings() -> None:
         listing_from_simple(b"{}", SIMPLE, "application/vnd.pypi.simple.v1+json")
 
 
-def replica_page(**changes: Any) -> bytes:
+def replica_document(**changes: Any) -> dict[str, Any]:
     document: dict[str, Any] = {
         "name": "demo-pkg",
         "serial": 9,
@@ -269,16 +270,20 @@ def replica_page(**changes: Any) -> bytes:
         "serversig": base64.b64encode(b"signature").decode(),
     }
     document.update(changes)
-    return json.dumps(document).encode()
+    return document
 
 
-def test_replica_page() -> None:
+REPLICA_URL = "http://up/+replica/?project=demo-pkg"
+
+
+def test_replica_document() -> None:
     """
-    A twistedindex's /+replica/ page describes every release and file whole:
-    creation times, uploader, all digests, inline content, the roles and the
-    PEP 381 signature.  File URLs are the upstream's content-addressed paths.
+    A twistedindex's /+replica/ document describes every release and file
+    whole: creation times, uploader, all digests, inline content, the roles,
+    the serial and the PEP 381 signature.  File URLs are the upstream's
+    content-addressed paths.
     """
-    snapshot = from_replica(replica_page(), "http://up/+replica/demo-pkg", "http://up", None)
+    snapshot = from_replica(replica_document(), REPLICA_URL, "http://up")
     assert (snapshot.name, snapshot.serial, snapshot.signature) == ("demo-pkg", 9, b"signature")
     release = snapshot.releases["1.0"]
     assert (release.created, release.yanked, release.yanked_reason) == (1767323045000000, True, "old")
@@ -301,29 +306,43 @@ def test_replica_page() -> None:
         ({"name": "not a name!"}, "not a project name"),
         ({"releases": {"1.0": {"yanked": False}}}, "malformed"),
         ({"serversig": "%%%"}, "not base64"),
+        ({"serial": None}, "no serial"),
     ],
 )
-def test_replica_page_refused(changes: dict[str, Any], message: str) -> None:
+def test_replica_document_refused(changes: dict[str, Any], message: str) -> None:
     """
-    A /+replica/ page that is malformed is refused with the reason.
+    A /+replica/ document that is malformed is refused with the reason.
     """
     with pytest.raises(BadSnapshot, match=message):
-        from_replica(replica_page(**changes), "http://up/+replica/demo-pkg", "http://up", None)
+        from_replica(replica_document(**changes), REPLICA_URL, "http://up")
 
 
-def test_replica_page_refuses_bad_files() -> None:
+def test_replica_document_refuses_bad_files() -> None:
     """
     A file of no listed release, or whose inline content is not base64, is
     refused.
     """
-    document = json.loads(replica_page())
+    document = replica_document()
     document["files"][0]["version"] = "2.0"
     with pytest.raises(BadSnapshot, match="belongs to no release"):
-        from_replica(json.dumps(document).encode(), "http://up/+replica/demo-pkg", "http://up", None)
-    document = json.loads(replica_page())
+        from_replica(document, REPLICA_URL, "http://up")
+    document = replica_document()
     document["files"][0]["content"] = "not base64!"
     with pytest.raises(BadSnapshot, match="not base64"):
-        from_replica(json.dumps(document).encode(), "http://up/+replica/demo-pkg", "http://up", None)
+        from_replica(document, REPLICA_URL, "http://up")
+
+
+def test_replica_answer() -> None:
+    """
+    A /+replica/ answer holds a document (or null) for each project asked
+    for; one without its projects is refused.
+    """
+    body = json.dumps({"projects": {"demo-pkg": replica_document(), "gone": None}}).encode()
+    documents = replica_documents(body, REPLICA_URL)
+    assert documents == {"demo-pkg": replica_document(), "gone": None}
+    for refused in (b"[]", b'{"version": 2}', b'{"projects": []}'):
+        with pytest.raises(BadSnapshot, match="no projects"):
+            replica_documents(refused, REPLICA_URL)
 
 
 def test_progress_reports_counts_rate_and_time_left() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import json
 import re
 import threading
 import time
@@ -28,7 +29,8 @@ class Fault:
     """
     :ivar kind: C{"500"}, C{"404"}, C{"truncate"} (half the body, then the
         connection closes), C{"corrupt"} (one byte changed), C{"stale"}
-        (C{X-PyPI-Last-Serial} lowered by one), C{"delay"} (C{seconds}
+        (C{X-PyPI-Last-Serial} lowered by one, and in a twistedindex's
+        C{/+replica/} answer, the serial of C{project}), C{"delay"} (C{seconds}
         before answering), C{"gzip"} (the body gzipped, as PyPI sends its
         pages; a request that does not accept gzip is refused with 406).
     :ivar times: how many requests it applies to; C{None} for all.
@@ -39,6 +41,7 @@ class Fault:
     times: int | None = None
     seconds: float = 0.0
     method: str | None = None
+    project: str | None = None
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -142,6 +145,8 @@ class UpstreamProxy:
             if lowered == "x-pypi-last-serial" and fault is not None and fault.kind == "stale":
                 value = str(int(value) - 1)
             handler.send_header(name, value)
+        if fault is not None and fault.kind == "stale" and fault.project is not None:
+            content = _lower_serial(content, fault.project)
         if fault is not None and fault.kind == "gzip":
             content = gzip.compress(content)
             handler.send_header("Content-Encoding", "gzip")
@@ -159,6 +164,17 @@ class UpstreamProxy:
         handler.end_headers()
         if handler.command != "HEAD":
             handler.wfile.write(content)
+
+
+def _lower_serial(content: bytes, project: str) -> bytes:
+    """
+    A /+replica/ answer with C{project}'s serial lowered by one.
+    """
+    answer = json.loads(content)
+    document = answer["projects"].get(project)
+    if document is not None:
+        document["serial"] -= 1
+    return json.dumps(answer).encode()
 
 
 @contextmanager

@@ -197,7 +197,7 @@ OPTIONS: tuple[Option, ...] = (
         "workers",
         8,
         _positive_int,
-        "How many upstream projects a mirror round fetches at once.",
+        "How many requests a mirror round makes to its upstream at once.",
     ),
     Option(
         "ring-mirror",

@@ -109,6 +109,19 @@ class ProjectDetail:
 
 
 @frozen
+class ReplicaSource:
+    """
+    What a downstream mirror copies of one project: its detail (C{None} if
+    there is no such project), whether this index is itself a mirror, and
+    (if so) the signature copied from upstream with the serial it signs.
+    """
+
+    detail: ProjectDetail | None
+    mirror: bool
+    copied_signature: tuple[int, bytes] | None
+
+
+@frozen
 class ProjectList:
     """
     Every project, and the journal's last serial, read in one snapshot.
@@ -335,18 +348,7 @@ class PackageIndex:
         that (normalized) name.
         """
 
-        async def read(tx: Transaction) -> ProjectDetail | None:
-            project = await tx.get_project(normalize(name))
-            if project is None:
-                return None
-            return ProjectDetail(
-                project,
-                await tx.releases_for_project(project.id),
-                await tx.files_for_project(project.id),
-                await tx.roles_for_project(project.id),
-            )
-
-        return await self.store.read(read)
+        return await self.store.read(_read_detail, normalize(name))
 
     async def project_of_file(self, filename: str, blake2b_256: str) -> str | None:
         """
@@ -415,27 +417,18 @@ class PackageIndex:
 
         return await self.store.read(read)
 
-    async def replica_source(self, name: str) -> tuple[ProjectDetail | None, bool, tuple[int, bytes] | None]:
+    async def replica_sources(self, names: list[str]) -> dict[str, ReplicaSource]:
         """
-        What a downstream mirror copies of a project, in one snapshot: its
-        detail, whether this index is itself a mirror, and (if so) the
-        signature copied from upstream with the serial it signs.
+        What a downstream mirror copies of each of the projects C{names}
+        (normalized), read in one snapshot.
         """
 
-        async def read(tx: Transaction) -> tuple[ProjectDetail | None, bool, tuple[int, bytes] | None]:
-            normalized = normalize(name)
+        async def read(tx: Transaction) -> dict[str, ReplicaSource]:
             mirror = await tx.get_state("mirror_of") is not None
-            signature = await tx.serversig(normalized) if mirror else None
-            project = await tx.get_project(normalized)
-            if project is None:
-                return None, mirror, signature
-            detail = ProjectDetail(
-                project,
-                await tx.releases_for_project(project.id),
-                await tx.files_for_project(project.id),
-                await tx.roles_for_project(project.id),
-            )
-            return detail, mirror, signature
+            return {
+                name: ReplicaSource(await _read_detail(tx, name), mirror, await tx.serversig(name) if mirror else None)
+                for name in names
+            }
 
         return await self.store.read(read)
 
@@ -1124,6 +1117,18 @@ def _may_create(actor: Actor, name: str) -> None:
 
 def read_only(upstream: str) -> Forbidden:
     return Forbidden(f"This index is a read-only mirror of {upstream}")
+
+
+async def _read_detail(tx: Transaction, normalized: str) -> ProjectDetail | None:
+    project = await tx.get_project(normalized)
+    if project is None:
+        return None
+    return ProjectDetail(
+        project,
+        await tx.releases_for_project(project.id),
+        await tx.files_for_project(project.id),
+        await tx.roles_for_project(project.id),
+    )
 
 
 async def _unless_mirror(tx: Transaction, body: Callable[..., Awaitable[T]], *args: Any) -> T:

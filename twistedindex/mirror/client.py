@@ -134,11 +134,16 @@ class _Pool(HTTPConnectionPool):
 class UpstreamClient:
     """
     HTTP requests to one upstream, over kept-alive connections.
+
+    :ivar connections: how many connections it keeps: the callers' bound
+        on requests at once.
+    :ivar reactor: the reactor it runs on.
     """
 
     def __init__(self, base_url: str, reactor: Any, connections: int = 8) -> None:
         self.base_url = base_url.rstrip("/")
-        self._reactor = reactor
+        self.connections = connections
+        self.reactor = reactor
         self._pool = _Pool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = connections
         self._pool.retryAutomatically = True
@@ -190,7 +195,7 @@ class UpstreamClient:
             pass
 
     async def _read(self, response: IResponse, url: str, sink: Callable[[bytes], None], limit: int) -> None:
-        body = _Body(url, sink, limit, IDLE_TIMEOUT, self._reactor)
+        body = _Body(url, sink, limit, IDLE_TIMEOUT, self.reactor)
         response.deliverBody(body)
         await body.done
 
@@ -273,7 +278,7 @@ class UpstreamClient:
                 response: IResponse = (
                     await (agent or self._files)
                     .request(b"GET", _url_bytes(url), headers)
-                    .addTimeout(RESPONSE_TIMEOUT, self._reactor)
+                    .addTimeout(RESPONSE_TIMEOUT, self.reactor)
                 )
             except (CancelledError, DeferredTimeout):
                 raise UpstreamError(f"{url}: no answer in {RESPONSE_TIMEOUT:g} seconds") from None

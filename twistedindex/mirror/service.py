@@ -9,7 +9,8 @@ A round, for an upstream with serials:
     the changelog after the mirror serial (50,000 entries at most per call;
     a full page is followed at once by another round).
  2. Each project that moved is brought forward, several at once: its page
-    is read (and refused if older than the changelog promised), its new
+    is read (and refused if older than the changelog promised; from a
+    twistedindex, several projects' pages come in one request), its new
     files are streamed and checked, and one transaction applies it all and
     records the project's serial.
  3. The changelog entries are copied into the local journal, in order, up
@@ -48,7 +49,7 @@ from .upstream import (
     SerialUpstream,
     Wanted,
     discover,
-    speaks_replica,
+    replica_batch,
     wanted_from_changelog,
 )
 
@@ -201,7 +202,7 @@ class MirrorService(Service):
     async def _upstream(self, client: UpstreamClient) -> SerialUpstream | PageUpstream:
         mode = await self.store.read(_get_state, "mirror_mode")
         if mode == SerialUpstream.mode:
-            return SerialUpstream(client, await speaks_replica(client))
+            return SerialUpstream(client, await replica_batch(client))
         if mode == PageUpstream.mode:
             return PageUpstream(client)
         upstream = await discover(client)
@@ -252,7 +253,9 @@ class MirrorService(Service):
                     target=target,
                 )
         signatures = not upstream.replica and await self._upstream_signs(upstream)
-        failed = await self._bring_all(wanted, lambda w, p: self._bring_serial(upstream, w, p, signatures, present))
+        failed = await self._bring_all(
+            wanted, upstream.projects_a_request, lambda w, p: self._bring_serial(upstream, w, p, signatures, present)
+        )
         if applied is None:
             reached: int | None = None if failed else target
         else:
@@ -294,14 +297,17 @@ class MirrorService(Service):
             for name in await self.store.read(_local_projects)
             if name not in listed and self._is_allowed(name)
         ]
-        failed = await self._bring_all(wanted, lambda w, p: self._bring_pages(upstream, w, p, known))
+        failed = await self._bring_all(wanted, 1, lambda w, p: self._bring_pages(upstream, w, p, known))
         if not failed:
             await self.store.write(_advance, [], None, self.index.now())
         return False
 
-    async def _bring_all(self, wanted: list[Wanted], bring: Callable[[Wanted, Progress], Any]) -> set[str]:
+    async def _bring_all(
+        self, wanted: list[Wanted], projects_a_request: int, bring: Callable[[Wanted, Progress], Any]
+    ) -> set[str]:
         """
-        Bring every wanted project forward, C{mirror_workers} at once.
+        Bring every wanted project forward, as many at once as
+        C{mirror_workers} requests for their pages bring.
 
         :return: the normalized names of those that failed.
         """
@@ -311,7 +317,7 @@ class MirrorService(Service):
         reporter = LoopingCall(self._report, progress)
         reporter.clock = self._reactor
         reporter.start(PROGRESS_INTERVAL, now=False)
-        limit = DeferredSemaphore(self.settings.mirror_workers)
+        limit = DeferredSemaphore(self.settings.mirror_workers * projects_a_request)
         failed: set[str] = set()
 
         async def one(item: Wanted) -> None:

@@ -368,22 +368,35 @@ def _check_unique(files: list[FileSnapshot], page_url: str) -> None:
         seen.add(file.filename)
 
 
-# A twistedindex upstream's /+replica/<project>
+# A twistedindex upstream's /+replica/?project=...
 
 
-def from_replica(body: bytes, page_url: str, base_url: str, serial: int | None) -> ProjectSnapshot:
+def replica_documents(body: bytes, page_url: str) -> dict[str, Any]:
     """
-    A project from a twistedindex upstream's C{/+replica/<project>}: every
-    release described, every file with all its digests.
+    The documents of a twistedindex upstream's C{/+replica/} answer, by
+    normalized project name: each one for L{from_replica}, or C{None} for a
+    project the upstream does not have.
     """
-    document = _json(body, page_url)
+    answer = _json(body, page_url)
+    documents = answer.get("projects") if isinstance(answer, dict) else None
+    if not isinstance(documents, dict):
+        raise BadSnapshot(f"{page_url}: no projects")
+    return documents
+
+
+def from_replica(document: Any, page_url: str, base_url: str) -> ProjectSnapshot:
+    """
+    A project from a twistedindex upstream's C{/+replica/} document: every
+    release described, every file with all its digests, and the serial.
+    """
     if not isinstance(document, dict):
         raise BadSnapshot(f"{page_url}: not an object")
     name = _text(document.get("name"), "name")
     if not PROJECT_NAME_RE.match(name):
         raise BadSnapshot(f"{page_url}: {name!r} is not a project name")
-    if serial is None and isinstance(document.get("serial"), int):
-        serial = document["serial"]
+    serial = document.get("serial")
+    if not isinstance(serial, int):
+        raise BadSnapshot(f"{page_url}: {name} has no serial")
     listed = document.get("releases")
     if not isinstance(listed, dict):
         raise BadSnapshot(f"{page_url}: no releases")

@@ -20,9 +20,11 @@ import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from attrs import frozen
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
 
 from ..names import PROJECT_NAME_RE, normalize
 from .client import NotFound, UpstreamClient, UpstreamError
@@ -35,14 +37,18 @@ from .snapshot import (
     from_simple,
     listing_from_simple,
     release_from_json_api,
+    replica_documents,
 )
 
 # PyPI answers changelog_since_serial with at most this many entries.
 CHANGELOG_PAGE = 50_000
 
 # Files up to this size come inside a twistedindex upstream's /+replica/
-# pages, not by a request each.
+# answers, not by a request each.
 INLINE = 64 * 1024
+
+# The most projects asked for in one /+replica/ request.
+REPLICA_BATCH = 8
 
 # Changelog actions after which a release's description is read again.
 _DESCRIBING_ACTIONS = ("new release", "update ")
@@ -152,15 +158,19 @@ def wanted_from_changelog(entries: Iterable[JournalEntry]) -> dict[str, Wanted]:
 class SerialUpstream:
     """
     An upstream with serials: Warehouse's XML-RPC and JSON API, or, from a
-    twistedindex, its C{/+replica/} pages (one answer per project with
-    every release described and the page's signature).
+    twistedindex, its C{/+replica/} answers (every release described and
+    the page's signature, for several projects a request).
+
+    :ivar projects_a_request: how many projects one request brings.
     """
 
     mode = "serials"
 
-    def __init__(self, client: UpstreamClient, replica: bool = False) -> None:
+    def __init__(self, client: UpstreamClient, replica_batch: int = 0) -> None:
         self.client = client
-        self.replica = replica
+        self.replica = replica_batch > 0
+        self.projects_a_request = replica_batch or 1
+        self._replicas = _ReplicaRequests(client, replica_batch) if self.replica else None
 
     async def listing(self) -> dict[str, int]:
         return parse_listing(await self.client.xmlrpc("list_packages_with_serial"))
@@ -170,22 +180,18 @@ class SerialUpstream:
 
     async def project(self, wanted: Wanted) -> ProjectSnapshot | None:
         """
-        The project's JSON API page, or C{None} if the upstream has no such
-        project (any more).
+        The project's page, or C{None} if the upstream has no such project
+        (any more).
 
         :raises StalePage: if the page is older than C{wanted.serial}.
         """
-        if self.replica:
-            path = f"+replica/{wanted.normalized_name}?inline={INLINE}"
-        else:
-            path = f"pypi/{wanted.normalized_name}/json"
+        if self._replicas is not None:
+            return await self._replicas.project(wanted)
         try:
-            page = await self.client.page(path, accept="application/json")
+            page = await self.client.page(f"pypi/{wanted.normalized_name}/json", accept="application/json")
         except NotFound:
             return None
         _check_fresh(page.url, page.serial, wanted.serial)
-        if self.replica:
-            return from_replica(page.body or b"", page.url, self.client.base_url, page.serial)
         return from_json_api(page.body or b"", page.url, page.serial)
 
     async def release(self, normalized_name: str, version: str, serial: int | None) -> ReleaseSnapshot:
@@ -203,6 +209,84 @@ class SerialUpstream:
         except NotFound:
             return None
         return page.serial, page.body or b""
+
+
+# A project waiting for its /+replica/ document: what is wanted, what hears
+# the answer, and whether it must be asked for alone.
+_Asked = tuple[Wanted, Deferred[ProjectSnapshot | None], bool]
+
+
+class _ReplicaRequests:
+    """
+    Asks a twistedindex upstream's C{/+replica/} for projects, as many
+    requests at once as the client keeps connections: the projects asked
+    for in one turn of the reactor, or while those requests run, go
+    together in the next (at most C{batch} a request).  A request that
+    fails is asked again one project at a time, so that a project that
+    cannot be read fails alone.
+    """
+
+    def __init__(self, client: UpstreamClient, batch: int) -> None:
+        self._client = client
+        self._batch = batch
+        self._waiting: list[_Asked] = []
+        self._running = 0
+        self._sending: IDelayedCall | None = None
+
+    def project(self, wanted: Wanted) -> Deferred[ProjectSnapshot | None]:
+        answer: Deferred[ProjectSnapshot | None] = Deferred()
+        self._waiting.append((wanted, answer, False))
+        if self._sending is None:
+            self._sending = self._client.reactor.callLater(0, self._send)
+        return answer
+
+    def _send(self) -> None:
+        if self._sending is not None and self._sending.active():
+            self._sending.cancel()  # sending now
+        self._sending = None
+        while self._waiting and self._running < self._client.connections:
+            if self._waiting[0][2]:
+                asked, self._waiting = self._waiting[:1], self._waiting[1:]
+            else:
+                count = 0
+                while count < min(self._batch, len(self._waiting)) and not self._waiting[count][2]:
+                    count += 1
+                asked, self._waiting = self._waiting[:count], self._waiting[count:]
+            self._running += 1
+            Deferred.fromCoroutine(self._ask(asked))
+
+    async def _ask(self, asked: list[_Asked]) -> None:
+        try:
+            query = urlencode([("inline", INLINE)] + [("project", wanted.normalized_name) for wanted, _, _ in asked])
+            try:
+                page = await self._client.page(f"+replica/?{query}", accept="application/json")
+                documents = replica_documents(page.body or b"", page.url)
+            except Exception:
+                if len(asked) == 1:
+                    asked[0][1].errback()
+                else:
+                    self._waiting[:0] = [(wanted, answer, True) for wanted, answer, _ in asked]
+                return
+            for wanted, answer, _ in asked:
+                try:
+                    snapshot = self._snapshot(documents, wanted, page.url)
+                except Exception:
+                    answer.errback()
+                else:
+                    answer.callback(snapshot)
+        finally:
+            self._running -= 1
+            self._send()
+
+    def _snapshot(self, documents: dict[str, Any], wanted: Wanted, url: str) -> ProjectSnapshot | None:
+        if wanted.normalized_name not in documents:
+            raise UpstreamError(f"{url}: no answer for {wanted.normalized_name}")
+        document = documents[wanted.normalized_name]
+        if document is None:
+            return None
+        snapshot = from_replica(document, url, self._client.base_url)
+        _check_fresh(f"{url} ({wanted.normalized_name})", snapshot.serial, wanted.serial)
+        return snapshot
 
 
 class PageUpstream:
@@ -264,15 +348,19 @@ async def discover(client: UpstreamClient) -> SerialUpstream | PageUpstream:
         return PageUpstream(client)
     if not isinstance(serial, int):
         return PageUpstream(client)
-    return SerialUpstream(client, await speaks_replica(client))
+    return SerialUpstream(client, await replica_batch(client))
 
 
-async def speaks_replica(client: UpstreamClient) -> bool:
+async def replica_batch(client: UpstreamClient) -> int:
     """
-    Whether the upstream is a twistedindex serving C{/+replica/}.
+    How many projects to ask the upstream's C{/+replica/} for at once, or 0
+    if it is not a twistedindex that serves them.
     """
     try:
         page = await client.page("+replica/", accept="application/json")
-        return json.loads(page.body or b"null") == {"version": 1}
+        answer = json.loads(page.body or b"null")
     except (UpstreamError, ValueError):
-        return False
+        return 0
+    if not isinstance(answer, dict) or answer.get("version") != 2 or not isinstance(answer.get("projects"), int):
+        return 0
+    return max(0, min(REPLICA_BATCH, answer["projects"]))
