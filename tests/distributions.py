@@ -57,6 +57,7 @@ def wheel(
     record: bool = True,
     payload: bytes | None = None,
     dist_name: str | None = None,
+    deflated: bool = False,
     **metadata_options: object,
 ) -> Path:
     """
@@ -66,6 +67,7 @@ def wheel(
         (by default the normalized project name, as the wheel spec says).
     :param metadata: the whole METADATA text, to make it disagree with the
         filename.
+    :param deflated: whether its members are compressed (stored otherwise).
     """
     escaped = dist_name or name.replace("-", "_").replace(".", "_").lower()
     module = module or name.replace("-", "_").replace(".", "_").lower()
@@ -83,7 +85,9 @@ def wheel(
     path = directory / f"{escaped}-{version}-{tag}.whl"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for member, data in files.items():
-            archive.writestr(zipfile.ZipInfo(member, date_time=(2026, 1, 1, 0, 0, 0)), data)
+            info = zipfile.ZipInfo(member, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
+            archive.writestr(info, data)
     return path
 
 

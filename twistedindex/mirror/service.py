@@ -41,7 +41,7 @@ from ..storage import Transaction
 from ..storage.rows import MirrorProject
 from .client import UpstreamClient, UpstreamError
 from .replica import Replica
-from .snapshot import ReleaseMetadata
+from .snapshot import ProjectSnapshot, ReleaseMetadata
 from .upstream import (
     CHANGELOG_PAGE,
     JournalEntry,
@@ -65,6 +65,12 @@ LEASE_SECONDS = 300.0
 # How long stopping waits for the projects in hand before giving up on them
 # (the next start finishes what they left).
 STOP_TIMEOUT = 10.0
+
+
+class Stopping(Exception):
+    """
+    The service stopped before the project was begun.
+    """
 
 
 class Progress:
@@ -130,6 +136,7 @@ class MirrorService(Service):
         self._loop.clock = reactor
         self._client: UpstreamClient | None = None
         self._replica: Replica | None = None
+        self._following: SerialUpstream | PageUpstream | None = None
         self._round: Deferred[None] | None = None
         self._stopping = False
         self.rounds = 0
@@ -156,6 +163,8 @@ class MirrorService(Service):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
+        if isinstance(self._following, SerialUpstream):
+            self._following.stop()  # projects not yet asked for are left for the next start
         if self._round is not None and not self._round.called:
             log.info("mirror: stopping; finishing the projects in hand (at most {timeout:.0f} s)", timeout=STOP_TIMEOUT)
             waiting: Deferred[None] = Deferred()
@@ -190,7 +199,7 @@ class MirrorService(Service):
             return
         self._held_by = None
         assert self._client is not None
-        upstream = await self._upstream(self._client)
+        upstream = self._following = await self._upstream(self._client)
         while not self._stopping:
             self.rounds += 1
             more = await (
@@ -329,6 +338,8 @@ class MirrorService(Service):
                     await bring(item, progress)
                 except Exception as e:
                     failed.add(item.normalized_name)
+                    if self._stopping:
+                        return  # left for the next start, as is every project not begun
                     progress.failed += 1
                     message = _one_line(e)
                     log.warn("mirror: {project} failed: {error}", project=item.normalized_name, error=message)
@@ -355,9 +366,28 @@ class MirrorService(Service):
         signatures: bool,
         present: frozenset[str] | None = None,
     ) -> None:
+        snapshot = await upstream.project(wanted)
+        try:
+            self._check_running()
+            await self._apply_serial(upstream, wanted, snapshot, progress, signatures, present)
+        finally:
+            upstream.done_with(wanted)
+
+    async def _apply_serial(
+        self,
+        upstream: SerialUpstream,
+        wanted: Wanted,
+        snapshot: ProjectSnapshot | None,
+        progress: Progress,
+        signatures: bool,
+        present: frozenset[str] | None,
+    ) -> None:
+        """
+        Bring the project to C{snapshot}, its upstream page: C{None} if the
+        upstream has no such project.
+        """
         replica = self.replica
         key = wanted.normalized_name
-        snapshot = await upstream.project(wanted)
         if snapshot is None:
             await replica.remove(key, wanted.serial or 0)
             return
@@ -420,6 +450,7 @@ class MirrorService(Service):
         replica = self.replica
         key = wanted.normalized_name
         found = await upstream.project(wanted)
+        self._check_running()
         if found is None:
             await replica.remove(key, None)
             return
@@ -439,6 +470,14 @@ class MirrorService(Service):
         progress.files += applied.files_added
         progress.bytes += applied.bytes_added
         progress.removed += applied.files_removed
+
+    def _check_running(self) -> None:
+        """
+        :raises Stopping: if the service is stopping: a project whose page
+            arrives then is left for the next start, not begun.
+        """
+        if self._stopping:
+            raise Stopping("the mirror is stopping")
 
     @property
     def replica(self) -> Replica:

@@ -24,12 +24,14 @@ from urllib.parse import urlencode, urlsplit
 
 from attrs import frozen
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..names import PROJECT_NAME_RE, normalize
 from .client import NotFound, UpstreamClient, UpstreamError
 from .snapshot import (
     SIMPLE_ACCEPT,
+    BadSnapshot,
     ProjectSnapshot,
     ReleaseSnapshot,
     from_json_api,
@@ -49,6 +51,14 @@ INLINE = 64 * 1024
 
 # The most projects asked for in one /+replica/ request.
 REPLICA_BATCH = 8
+
+# No /+replica/ request is sent while the answers of projects still in hand
+# come to more than this (one always is when none are held): a mirror of an
+# index that relays large projects (descriptions of hundreds of releases)
+# holds a bounded amount of them.
+HELD_LIMIT = 32 * 1024 * 1024
+
+log = Logger()
 
 # Changelog actions after which a release's description is read again.
 _DESCRIBING_ACTIONS = ("new release", "update ")
@@ -194,6 +204,20 @@ class SerialUpstream:
         _check_fresh(page.url, page.serial, wanted.serial)
         return from_json_api(page.body or b"", page.url, page.serial)
 
+    def done_with(self, wanted: Wanted) -> None:
+        """
+        The round is done with the project it asked L{project} for.
+        """
+        if self._replicas is not None:
+            self._replicas.done_with(wanted.normalized_name)
+
+    def stop(self) -> None:
+        """
+        Ask nothing more: projects not yet asked for fail at once.
+        """
+        if self._replicas is not None:
+            self._replicas.stop()
+
     async def release(self, normalized_name: str, version: str, serial: int | None) -> ReleaseSnapshot:
         page = await self.client.page(f"pypi/{normalized_name}/{version}/json", accept="application/json")
         _check_fresh(page.url, page.serial, serial)
@@ -231,20 +255,42 @@ class _ReplicaRequests:
         self._batch = batch
         self._waiting: list[_Asked] = []
         self._running = 0
-        self._sending: IDelayedCall | None = None
+        self._send_soon = False
+        self._stopped = False
+        # The answers' bytes, shared among their projects, until the round
+        # is done with each.
+        self._held: dict[str, int] = {}
+        self._held_bytes = 0
 
     def project(self, wanted: Wanted) -> Deferred[ProjectSnapshot | None]:
         answer: Deferred[ProjectSnapshot | None] = Deferred()
+        if self._stopped:
+            answer.errback(UpstreamError("the mirror is stopping"))
+            return answer
         self._waiting.append((wanted, answer, False))
-        if self._sending is None:
-            self._sending = self._client.reactor.callLater(0, self._send)
+        if not self._send_soon:
+            self._send_soon = True
+            self._client.reactor.callLater(0, self._send)
         return answer
 
+    def done_with(self, normalized_name: str) -> None:
+        self._held_bytes -= self._held.pop(normalized_name, 0)
+        self._send()
+
+    def stop(self) -> None:
+        self._stopped = True
+        waiting, self._waiting = self._waiting, []
+        for _, answer, _ in waiting:
+            answer.errback(UpstreamError("the mirror is stopping"))
+
     def _send(self) -> None:
-        if self._sending is not None and self._sending.active():
-            self._sending.cancel()  # sending now
-        self._sending = None
-        while self._waiting and self._running < self._client.connections:
+        self._send_soon = False
+        while (
+            self._waiting
+            and not self._stopped
+            and self._running < self._client.connections
+            and (self._held_bytes < HELD_LIMIT or not self._held)
+        ):
             if self._waiting[0][2]:
                 asked, self._waiting = self._waiting[:1], self._waiting[1:]
             else:
@@ -262,17 +308,22 @@ class _ReplicaRequests:
                 page = await self._client.page(f"+replica/?{query}", accept="application/json")
                 documents = replica_documents(page.body or b"", page.url)
             except Exception:
-                if len(asked) == 1:
-                    asked[0][1].errback()
-                else:
+                if len(asked) > 1 and not self._stopped:
                     self._waiting[:0] = [(wanted, answer, True) for wanted, answer, _ in asked]
+                else:
+                    failure = Failure()
+                    for _, answer, _ in asked:
+                        answer.errback(failure)
                 return
+            share = len(page.body or b"") // len(asked)
             for wanted, answer, _ in asked:
                 try:
                     snapshot = self._snapshot(documents, wanted, page.url)
                 except Exception:
                     answer.errback()
                 else:
+                    self._held[wanted.normalized_name] = share
+                    self._held_bytes += share
                     answer.callback(snapshot)
         finally:
             self._running -= 1
@@ -285,6 +336,8 @@ class _ReplicaRequests:
         if document is None:
             return None
         snapshot = from_replica(document, url, self._client.base_url)
+        if snapshot.normalized_name != wanted.normalized_name:
+            raise BadSnapshot(f"{url}: {snapshot.name} answered for {wanted.normalized_name}")
         _check_fresh(f"{url} ({wanted.normalized_name})", snapshot.serial, wanted.serial)
         return snapshot
 
@@ -361,6 +414,15 @@ async def replica_batch(client: UpstreamClient) -> int:
         answer = json.loads(page.body or b"null")
     except (UpstreamError, ValueError):
         return 0
-    if not isinstance(answer, dict) or answer.get("version") != 2 or not isinstance(answer.get("projects"), int):
+    if not isinstance(answer, dict):
+        return 0
+    if answer.get("version") != 2 or not isinstance(answer.get("projects"), int):
+        # Another release of twistedindex: the JSON API serves it too, less
+        # fully (no roles, uploaders or full metadata records).
+        log.warn(
+            "{url}/+replica/ answers version {version}, not 2: following its JSON API instead",
+            url=client.base_url,
+            version=answer.get("version"),
+        )
         return 0
     return max(0, min(REPLICA_BATCH, answer["projects"]))

@@ -186,19 +186,28 @@ def _read_small_files(store: FileStore, details: list[ProjectDetail], limit: int
     for detail in details:
         total = 0
         for file in sorted(detail.files, key=lambda f: f.size):
-            if file.size > limit or total + file.size > INLINE_PER_PROJECT:
+            if file.size > limit:
                 break
             path = store.path(file.blake2b_256, file.filename)
             try:
-                with open(path, "rb") as f:
-                    contents[file.filename] = f.read(file.size + 1)
+                carried = {file.filename: _read_at_most(path, file.size + 1)}
                 if file.metadata_sha256 is not None:
-                    with open(path + METADATA_SUFFIX, "rb") as f:
-                        contents[file.filename + METADATA_SUFFIX] = f.read(INLINE_LIMIT + 1)
-                    total += len(contents[file.filename + METADATA_SUFFIX])
+                    metadata = _read_at_most(path + METADATA_SUFFIX, INLINE_LIMIT + 1)
+                    # A longer metadata file (a small wheel can hold a large
+                    # compressed description) is left out: the mirror reads
+                    # it from the wheel, as it checks it anyway.
+                    if len(metadata) <= INLINE_LIMIT:
+                        carried[file.filename + METADATA_SUFFIX] = metadata
             except OSError:
-                # The mirror fetches what is missing by URL.
-                contents.pop(file.filename, None)
-                continue
-            total += file.size
+                continue  # the mirror fetches it by URL
+            size = sum(len(content) for content in carried.values())
+            if total + size > INLINE_PER_PROJECT:
+                break
+            contents.update(carried)
+            total += size
     return contents
+
+
+def _read_at_most(path: str, size: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
