@@ -15,7 +15,9 @@ targets, from figures of this run:
 
 twistedindex's sync is timed from the daemon's start to its first complete
 round (its /last-modified answers); bandersnatch's is its `mirror` command,
-with the same number of workers (bandersnatch allows at most 10).  Both
+with the same number of workers (bandersnatch allows at most 10): for
+bandersnatch, projects synced at once; for twistedindex, requests to the
+master at once, each bringing up to 8 projects' /+replica/ documents.  Both
 check every file's sha256; twistedindex also fsyncs each file and commits
 each project to its database, and serves the result.
 

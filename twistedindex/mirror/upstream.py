@@ -235,9 +235,9 @@ class SerialUpstream:
         return page.serial, page.body or b""
 
 
-# A project waiting for its /+replica/ document: what is wanted, what hears
-# the answer, and whether it must be asked for alone.
-_Asked = tuple[Wanted, Deferred[ProjectSnapshot | None], bool]
+# A project waiting for its /+replica/ document: what is wanted, and what
+# hears the answer.
+_Asked = tuple[Wanted, Deferred[ProjectSnapshot | None]]
 
 
 class _ReplicaRequests:
@@ -254,76 +254,73 @@ class _ReplicaRequests:
         self._client = client
         self._batch = batch
         self._waiting: list[_Asked] = []
+        # Those of a failed request, to ask for one at a time, first.
+        self._alone: list[_Asked] = []
         self._running = 0
         self._send_soon = False
         self._stopped = False
         # The answers' bytes, shared among their projects, until the round
         # is done with each.
         self._held: dict[str, int] = {}
-        self._held_bytes = 0
 
     def project(self, wanted: Wanted) -> Deferred[ProjectSnapshot | None]:
         answer: Deferred[ProjectSnapshot | None] = Deferred()
         if self._stopped:
             answer.errback(UpstreamError("the mirror is stopping"))
             return answer
-        self._waiting.append((wanted, answer, False))
+        self._waiting.append((wanted, answer))
         if not self._send_soon:
             self._send_soon = True
             self._client.reactor.callLater(0, self._send)
         return answer
 
     def done_with(self, normalized_name: str) -> None:
-        self._held_bytes -= self._held.pop(normalized_name, 0)
+        self._held.pop(normalized_name, None)
         self._send()
 
     def stop(self) -> None:
         self._stopped = True
-        waiting, self._waiting = self._waiting, []
-        for _, answer, _ in waiting:
+        waiting, self._alone, self._waiting = self._alone + self._waiting, [], []
+        for _, answer in waiting:
             answer.errback(UpstreamError("the mirror is stopping"))
 
     def _send(self) -> None:
         self._send_soon = False
         while (
-            self._waiting
+            (self._alone or self._waiting)
             and not self._stopped
             and self._running < self._client.connections
-            and (self._held_bytes < HELD_LIMIT or not self._held)
+            and sum(self._held.values()) < HELD_LIMIT
         ):
-            if self._waiting[0][2]:
-                asked, self._waiting = self._waiting[:1], self._waiting[1:]
+            if self._alone:
+                asked = [self._alone.pop(0)]
             else:
-                count = 0
-                while count < min(self._batch, len(self._waiting)) and not self._waiting[count][2]:
-                    count += 1
-                asked, self._waiting = self._waiting[:count], self._waiting[count:]
+                asked, self._waiting = self._waiting[: self._batch], self._waiting[self._batch :]
             self._running += 1
             Deferred.fromCoroutine(self._ask(asked))
 
     async def _ask(self, asked: list[_Asked]) -> None:
         try:
-            query = urlencode([("inline", INLINE)] + [("project", wanted.normalized_name) for wanted, _, _ in asked])
+            query = urlencode([("inline", INLINE)] + [("project", wanted.normalized_name) for wanted, _ in asked])
             try:
                 page = await self._client.page(f"+replica/?{query}", accept="application/json")
                 documents = replica_documents(page.body or b"", page.url)
             except Exception:
                 if len(asked) > 1 and not self._stopped:
-                    self._waiting[:0] = [(wanted, answer, True) for wanted, answer, _ in asked]
+                    self._alone += asked
                 else:
                     failure = Failure()
-                    for _, answer, _ in asked:
+                    for _, answer in asked:
                         answer.errback(failure)
                 return
             share = len(page.body or b"") // len(asked)
-            for wanted, answer, _ in asked:
+            for wanted, answer in asked:
                 try:
                     snapshot = self._snapshot(documents, wanted, page.url)
                 except Exception:
                     answer.errback()
                 else:
                     self._held[wanted.normalized_name] = share
-                    self._held_bytes += share
                     answer.callback(snapshot)
         finally:
             self._running -= 1
